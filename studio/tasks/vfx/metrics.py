@@ -1,0 +1,108 @@
+"""Interval detection and the VFX metrics: temporal IoU, frame error, mask precision, leakage.
+
+The effect interval of a clip is found from motion energy inside the effect's region: the mean
+absolute frame difference there, per frame transition. Transitions whose energy clears a
+threshold are "active": a small share of the clip's peak, but never below a few times the
+sampling noise, which is measured on the background (outside the region) of the same clip; the interval runs from the frame before the first active transition to the
+frame after the last. On procedural clips this recovers the annotation exactly (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    relative: float = 0.05  # share of the peak energy a transition needs to count as motion
+    noise_factor: float = 3.0  # ... and this many times the background's flicker
+    floor: float = 0.002  # absolute floor (mean |Δ| on 0..1 pixels): below one grey level
+
+
+def as_float(frames: np.ndarray) -> np.ndarray:
+    """uint8 (T, H, W, 3) or float in [0, 1] → float32 in [0, 1]."""
+    f = frames.astype(np.float32)
+    return f / 255.0 if frames.dtype == np.uint8 else f
+
+
+def dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    if px <= 0:
+        return mask.astype(bool)
+    k = np.ones((2 * px + 1, 2 * px + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), k) > 0
+
+
+def effect_region(mask: np.ndarray, px: int = 1) -> np.ndarray:
+    """Where the effect happens: the union over time of the instance mask, dilated, (H, W) bool."""
+    m = mask.any(0) if mask.ndim == 3 else mask
+    return dilate(m, px)
+
+
+def motion_map(frames: np.ndarray) -> np.ndarray:
+    """|frame_t − frame_{t−1}| averaged over colour, (T−1, H, W)."""
+    f = as_float(frames)
+    return np.abs(np.diff(f, axis=0)).mean(-1)
+
+
+def motion_energy(frames: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Mean motion inside ``region`` per transition, (T−1,)."""
+    m = motion_map(frames)
+    if not region.any():
+        return np.zeros(len(m), np.float32)
+    return m[:, region].mean(1)
+
+
+def detect_interval(frames: np.ndarray, region: np.ndarray, spec: DetectorSpec = DetectorSpec()) -> tuple[int, int] | None:
+    """(start, end) frames of the effect, or None when nothing inside ``region`` moves."""
+    e = motion_energy(frames, region)
+    noise = float(np.median(motion_energy(frames, ~dilate(region, 2))))
+    thr = max(spec.floor, spec.relative * float(e.max(initial=0.0)), spec.noise_factor * noise)
+    active = np.nonzero(e > thr)[0]
+    if len(active) == 0:
+        return None
+    return int(active[0]), int(active[-1]) + 1  # transition i goes from frame i to frame i+1
+
+
+def temporal_iou(pred: tuple[int, int] | None, true: tuple[int, int]) -> float:
+    if pred is None:
+        return 0.0
+    inter = max(0, min(pred[1], true[1]) - max(pred[0], true[0]))
+    union = max(pred[1], true[1]) - min(pred[0], true[0])
+    return inter / union if union > 0 else float(pred == true)
+
+
+def frame_error(pred: tuple[int, int] | None, true: tuple[int, int]) -> float:
+    """Mean |Δ| of start and end frames; an undetected effect counts as the interval [0, 0]."""
+    p = pred if pred is not None else (0, 0)
+    return (abs(p[0] - true[0]) + abs(p[1] - true[1])) / 2
+
+
+def mask_precision(frames: np.ndarray, region: np.ndarray, others: np.ndarray | None = None) -> tuple[float, float]:
+    """(share of all motion energy inside ``region``, share on the other objects outside it)."""
+    m = motion_map(frames).sum(0)  # (H, W)
+    total = float(m.sum())
+    if total <= 1e-8:
+        return 1.0, 0.0  # nothing moved anywhere: no leakage
+    inside = float(m[region].sum()) / total
+    leak = float(m[others & ~region].sum()) / total if others is not None else 0.0
+    return inside, leak
+
+
+@dataclass
+class ClipScore:
+    t_iou: float
+    frame_error: float
+    mask_precision: float
+    leakage: float
+    detected: tuple[int, int] | None
+
+
+def score_clip(frames: np.ndarray, mask: np.ndarray, others: np.ndarray, start: int, end: int,
+               spec: DetectorSpec = DetectorSpec()) -> ClipScore:
+    region = effect_region(mask)
+    pred = detect_interval(frames, region, spec)
+    prec, leak = mask_precision(frames, region, others)
+    return ClipScore(temporal_iou(pred, (start, end)), frame_error(pred, (start, end)), prec, leak, pred)

@@ -1,0 +1,16 @@
+"""Noise schedules, samplers (diffusers schedulers), the denoising loop with guidance, losses.
+
+Shared by the image, vfx and diffscaler plugins. The network is always passed in as a callable.
+"""
+
+from studio.diffusion.losses import (GaussianTerms, KDWeights, diffusion_loss, hybrid_kd_terms, mean_flat,
+                                     split_learned_sigma, vlb_term)
+from studio.diffusion.sampling import concat_cond, guided_eps, sample
+from studio.diffusion.schedulers import (SAMPLERS, NoiseSpec, add_noise, make_scheduler, sample_timesteps,
+                                         scheduler_from_spec)
+
+__all__ = [
+    "SAMPLERS", "NoiseSpec", "make_scheduler", "scheduler_from_spec", "add_noise", "sample_timesteps",
+    "sample", "guided_eps", "concat_cond",
+    "GaussianTerms", "KDWeights", "diffusion_loss", "hybrid_kd_terms", "mean_flat", "split_learned_sigma", "vlb_term",
+]

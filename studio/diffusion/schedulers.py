@@ -1,0 +1,66 @@
+"""Noise schedules and samplers: thin constructors over diffusers' schedulers.
+
+Training uses DDPM (the forward process + its posterior); sampling picks any of ``SAMPLERS``.
+All of them share one beta schedule so a model trained under DDPM samples with each of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+SAMPLERS: tuple[str, ...] = ("dpm++", "ddim", "euler", "ddpm")
+BetaSchedule = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """The forward process a model was trained under; saved in its config, reused to sample."""
+
+    num_train_timesteps: int = 1000
+    beta_schedule: BetaSchedule = "linear"
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def kwargs(self) -> dict:
+        return {"num_train_timesteps": self.num_train_timesteps, "beta_schedule": self.beta_schedule,
+                "beta_start": self.beta_start, "beta_end": self.beta_end}
+
+
+def make_scheduler(name: str, num_train_timesteps: int = 1000, beta_schedule: BetaSchedule = "linear",
+                   beta_start: float = 1e-4, beta_end: float = 0.02):
+    """A fresh diffusers scheduler for ``name`` (one of ``SAMPLERS``), ε-prediction."""
+    from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
+                           EulerDiscreteScheduler)
+
+    common = dict(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
+                  beta_start=beta_start, beta_end=beta_end, prediction_type="epsilon")
+    if name == "ddpm":
+        return DDPMScheduler(**common, variance_type="fixed_small", clip_sample=False)
+    if name == "ddim":
+        return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+    if name == "dpm++":
+        return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                           timestep_spacing="trailing")
+    if name == "euler":
+        return EulerDiscreteScheduler(**common, timestep_spacing="trailing")
+    raise ValueError(f"sampler: unknown {name!r}; choose from {', '.join(SAMPLERS)}")
+
+
+def scheduler_from_spec(name: str, spec: NoiseSpec):
+    return make_scheduler(name, **spec.kwargs())
+
+
+def add_noise(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(ᾱ_t) x0 + sqrt(1 − ᾱ_t) ε (the DDPM forward process), any scheduler with ᾱ."""
+    ac = scheduler.alphas_cumprod.to(x0.device, torch.float32)[t.long()]  # (B,)
+    ac = ac.view(-1, *([1] * (x0.dim() - 1)))
+    return (ac.sqrt() * x0.float() + (1 - ac).sqrt() * noise.float()).to(x0.dtype)
+
+
+def sample_timesteps(batch: int, num_train_timesteps: int, generator: torch.Generator | None = None,
+                     device: str | torch.device = "cpu") -> torch.Tensor:
+    """Uniform training timesteps, (B,) long."""
+    return torch.randint(0, num_train_timesteps, (batch,), generator=generator).to(device)

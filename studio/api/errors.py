@@ -1,0 +1,59 @@
+"""Domain errors → HTTP answers. Every 4xx body names the offending field in FastAPI's own
+``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`` shape, so clients parse one format."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from studio.api.uploads import UploadRejected
+from studio.jobs.errors import BatchItemError, JobNotFound, JobStateError
+from studio.tasks.base import InputError
+
+
+class UnknownTask(LookupError):
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+
+
+def field_errors(exc: Exception, prefix: tuple = ("body", "inputs")) -> list[dict]:
+    """Task-input errors as FastAPI-style detail items, ``loc`` ending in the field name."""
+    if isinstance(exc, ValidationError):
+        return [
+            {"loc": [*prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+    if isinstance(exc, InputError):
+        return [{"loc": [*prefix, exc.field], "msg": exc.message, "type": "value_error"}]
+    if isinstance(exc, (UnknownTask, KeyError)):  # the task name, not an input, is wrong
+        msg = str(exc) if isinstance(exc, UnknownTask) else str(exc.args[0] if exc.args else exc)
+        return [{"loc": [*prefix[:-1], "task"], "msg": msg, "type": "unknown_task"}]
+    return [{"loc": list(prefix), "msg": str(exc), "type": "value_error"}]
+
+
+def _detail(status: int, detail) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(JobNotFound)
+    async def _not_found(request: Request, exc: JobNotFound):
+        return _detail(404, str(exc))
+
+    @app.exception_handler(JobStateError)
+    async def _state(request: Request, exc: JobStateError):
+        return _detail(409, str(exc))
+
+    @app.exception_handler(UnknownTask)
+    async def _unknown(request: Request, exc: UnknownTask):
+        return _detail(422, field_errors(exc))
+
+    @app.exception_handler(BatchItemError)
+    async def _batch(request: Request, exc: BatchItemError):
+        return _detail(422, field_errors(exc.error, ("body", exc.index, "inputs")))
+
+    @app.exception_handler(UploadRejected)
+    async def _upload(request: Request, exc: UploadRejected):
+        return _detail(exc.status, [{"loc": ["body", exc.field], "msg": exc.message, "type": "upload_rejected"}])

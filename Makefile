@@ -32,8 +32,10 @@ system-packages:
 	    || echo "note: apt-get could not install$$missing; related features are skipped"; fi; \
 	fi
 
+# The showcase: every batch file in examples/ (one per task) rendered into outputs/.
 demo: setup system-packages
-	$(BIN)/studio batch examples/showcase.toml --out outputs
+	@set -e; for f in examples/*.toml; do echo "== $$f"; $(BIN)/studio batch $$f --out outputs; done
+	@echo; echo "Showcase written under $$(pwd)/outputs/:"; find outputs -type f ! -name '*.json' | sort | sed 's/^/  /'
 
 test: setup system-packages
 	$(BIN)/python -m pytest -q

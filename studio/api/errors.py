@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -33,11 +35,32 @@ def field_errors(exc: Exception, prefix: tuple = ("body", "inputs")) -> list[dic
     return [{"loc": list(prefix), "msg": str(exc), "type": "value_error"}]
 
 
+# ``POST /api/jobs`` takes one job or a list; pydantic reports both union branches, tagged in ``loc``
+UNION_BRANCHES = {"SubmitRequest": dict, "list[SubmitRequest]": list}
+
+
+def clean_union_errors(errors: list[dict], body) -> list[dict]:
+    """Keep the errors of the branch the body's JSON type selects, without the branch tag in ``loc``."""
+    cleaned = []
+    for e in errors:
+        loc = list(e.get("loc", ()))
+        if len(loc) > 1 and loc[0] == "body" and loc[1] in UNION_BRANCHES:
+            if not isinstance(body, UNION_BRANCHES[loc[1]]):
+                continue
+            loc = [loc[0], *loc[2:]]
+        cleaned.append({**e, "loc": loc})
+    return cleaned or errors
+
+
 def _detail(status: int, detail) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return _detail(422, jsonable_encoder(clean_union_errors(list(exc.errors()), exc.body)))
+
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound):
         return _detail(404, str(exc))

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import ValidationError
 
 from studio.api.uploads import UploadRejected
@@ -56,7 +59,25 @@ def _detail(status: int, detail) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method of every route on ``path`` (Starlette's 405 lists only the first route's)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:
+            allow = ", ".join(allowed_methods(app, request.url.path))
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": allow})
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            return _detail(422, [{"loc": ["body"], "msg": "the body could not be parsed", "type": "body_parsing"}])
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         return _detail(422, jsonable_encoder(clean_union_errors(list(exc.errors()), exc.body)))

@@ -10,7 +10,7 @@ MAX_BATCH = 1000  # one request may submit at most this many jobs
 
 
 class SubmitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no silent coercion ("5" → 5, false → 0)
 
     task: str = Field(..., min_length=1, max_length=100, description="Task name, as listed by GET /api/tasks.")
     inputs: dict[str, Any] = Field(default_factory=dict, description="The task's inputs (its JSON schema).")
@@ -18,13 +18,14 @@ class SubmitRequest(BaseModel):
 
 
 class MoveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no silent coercion ("5" → 5, false → 0)
 
     to: Literal["front", "back"] | int = Field(..., description='"front" (runs next), "back", or a 0-based index in the run order.')
 
 
 class PruneRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"anyOf": [{"required": ["keep_last"]}, {"required": ["older_than"]}]})
 
     keep_last: int | None = Field(None, ge=0, le=10**9, description="Keep this many newest finished jobs.")
     older_than: float | None = Field(None, ge=0, le=1e10, description="Delete finished jobs older than this many seconds.")

@@ -14,7 +14,6 @@ import time
 from typing import Annotated, AsyncIterator
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from studio.api.context import ApiContext, get_context
@@ -34,15 +33,7 @@ def format_event(event: dict) -> str:
 
 def _start_id(last_event_id: str | None, after: int | None) -> int:
     """``Last-Event-ID`` (a reconnect) wins over ``?after=`` (a client resuming by hand)."""
-    if last_event_id is not None and last_event_id.strip():
-        try:
-            value = int(last_event_id)
-        except ValueError:
-            value = -1
-        if value < 0:
-            raise RequestValidationError([{"loc": ["header", "last-event-id"], "msg": "must be a non-negative integer event id", "type": "int_parsing"}])
-        return value
-    return after or 0
+    return int(last_event_id) if last_event_id else after or 0
 
 
 async def _job_finished(ctx: ApiContext, job_id: str) -> bool:
@@ -82,7 +73,8 @@ def _response(gen: AsyncIterator[str]) -> StreamingResponse:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)]
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$",
+                                          description="Id of the last event received; the stream resumes after it.")]
 After = Annotated[int | None, Query(ge=0, le=2**62, description="Resume after this event id (same as Last-Event-ID).")]
 
 

@@ -61,7 +61,7 @@ def _submit_many(ctx: ApiContext, items: list[SubmitRequest]) -> list[dict]:
     return [job_out(ctx, job) for job in jobs]
 
 
-@router.post("", status_code=201, response_model=JobOut | list[JobOut],
+@router.post("", status_code=201, response_model=JobOut | list[JobOut], responses={413: {"description": "Body too large"}},
              summary="Submit one job, or a list of jobs (all validated before any is queued)")
 def submit(body: Annotated[SubmitRequest | Batch, Body()], ctx: ApiContext = Depends(get_context)):
     if isinstance(body, list):

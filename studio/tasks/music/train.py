@@ -1,0 +1,203 @@
+"""Train the music task end to end: corpus -> retriever -> theme labels -> both models -> export.
+
+``studio train music CONFIG`` and ``scripts/train_music.py --config CONFIG`` call ``main``. The
+config is a ``TrainConfig`` (shared loop keys, used for both models) plus the sections below.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch.utils.data import DataLoader
+
+from studio.train.config import Section, TrainConfig, load_config
+
+
+class ModelSection(Section):
+    dim: int = Field(192, ge=16)
+    heads: int = Field(6, ge=1)
+    enc_layers: int = Field(2, ge=1)
+    dec_layers: int = Field(4, ge=2)
+    context: int = Field(512, ge=32)
+
+
+class DataSection(Section):
+    sources: list[str] = ["ryansMammoth", "bach", "oneills1850", "essenFolksong"]
+    cache: str | None = None  # a corpus.jsonl.gz; default datasets/music/corpus.jsonl.gz (built if missing)
+    midi_folder: str | None = None  # train on a user's MIDI folder instead of the corpus
+    limit: int | None = Field(None, ge=1, description="Use at most this many training songs.")
+    copies: int = Field(2, ge=1, description="Transposed copies of each window.")
+    transpose: tuple[int, int] = (-5, 6)
+
+
+class RetrieverSection(Section):
+    steps: int = Field(1500, ge=1)
+    batch: int = Field(256, ge=8)
+    planted_pieces: int = Field(60, ge=4, description="Planted-theme pieces used to pick DBSCAN's eps.")
+    eps_grid: list[float] = [0.02, 0.04, 0.06, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25]
+
+
+class ExportSection(Section):
+    theme_dir: str | None = "models/music-theme"
+    baseline_dir: str | None = "models/music-baseline"
+
+
+class MusicTrainConfig(TrainConfig):
+    model: ModelSection = ModelSection()
+    data: DataSection = DataSection()
+    retriever: RetrieverSection = RetrieverSection()
+    export: ExportSection = ExportSection()
+    baseline_steps: int | None = Field(None, ge=1, description="Baseline optimizer steps (default: max_steps).")
+
+
+def main(config_path: str | Path) -> dict:
+    return run(load_config(config_path, MusicTrainConfig))
+
+
+def log(msg: str) -> None:
+    print(f"[music] {msg}", flush=True)
+
+
+def run(cfg: MusicTrainConfig) -> dict:
+    from studio.tasks.music import data as D
+    from studio.tasks.music.windows import encode_song
+
+    t_start = time.time()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    info: dict = {"config": cfg.to_json_dict()}
+    # 1. corpus and split
+    records = _records(cfg)
+    split = D.load_split(records)
+    if cfg.data.limit:
+        split["train"] = split["train"][: cfg.data.limit]
+    info["songs"] = {k: len(v) for k, v in split.items()}
+    log(f"songs {info['songs']}")
+    # 2. theme retriever (contrastive) + eps from planted pieces
+    t = time.time()
+    encoder, retr = _train_retriever(cfg, split)
+    info["retriever"] = {**retr, "seconds": round(time.time() - t)}
+    # 3. theme labels for every song
+    labels = _label_themes(encoder, records)
+    (out / "themes.json").write_text(json.dumps(labels))
+    for r in records:
+        r["song"].themes = [(b, b + 2) for b in labels.get(r["id"], [])]
+    info["songs_with_theme"] = {k: sum(1 for r in v if r["song"].themes) for k, v in split.items()}
+    log(f"songs with a theme {info['songs_with_theme']}")
+    enc = {k: [e for e in (encode_song(r["song"]) for r in v) if e is not None] for k, v in split.items()}
+    # 4. both models on the same windows
+    info["theme_model"] = _train_model(cfg, enc, baseline=False)
+    info["baseline_model"] = _train_model(cfg, enc, baseline=True)
+    info["seconds_total"] = round(time.time() - t_start)
+    # 5. export
+    _export(cfg, info, encoder)
+    (out / "train_info.json").write_text(json.dumps(info, indent=1, default=str))
+    return info
+
+
+def _records(cfg: MusicTrainConfig) -> list[dict]:
+    from studio.tasks.music import data as D
+
+    if cfg.data.midi_folder:
+        return list(D.iter_midi_folder(cfg.data.midi_folder))
+    path = Path(cfg.data.cache) if cfg.data.cache else D.cache_path()
+    if not path.exists():
+        log(f"building the corpus cache {path} (slow: music21 parses every file)")
+        D.build_cache(path, tuple(cfg.data.sources))
+    return [r for r in D.read_songs(path) if r["source"] in cfg.data.sources or r["source"] == "user"]
+
+
+def _train_retriever(cfg: MusicTrainConfig, split: dict):
+    from studio.tasks.music import planted as P
+    from studio.tasks.music.themes import RetrieverTrainSpec, find_theme, train_retriever
+
+    spec = RetrieverTrainSpec(steps=cfg.retriever.steps, batch=cfg.retriever.batch, seed=cfg.seed)
+    songs = [r["song"] for r in split["train"]]
+    encoder = train_retriever(songs, spec, log=lambda s, l: log(f"retriever step {s} loss {l:.3f}"))
+    pieces = P.make_planted([r["song"] for r in split["val"]] or songs, cfg.retriever.planted_pieces, seed=cfg.seed + 1)
+    scores = {}
+    for eps in cfg.retriever.eps_grid:
+        f1s = []
+        for pc in pieces:
+            res = find_theme(pc.song, encoder, eps=eps)
+            f1s.append(P.f1(res.occurrences if res else [], pc.occurrences))
+        scores[eps] = float(np.mean(f1s))
+    best = max(scores, key=scores.get)
+    encoder.register_to_config(eps=best)
+    log(f"retriever eps={best} (val planted F1 {scores[best]:.3f}; grid {scores})")
+    return encoder, {"steps": spec.steps, "eps": best, "val_planted_f1": scores[best], "eps_grid_f1": scores}
+
+
+def _label_themes(encoder, records: list[dict]) -> dict[str, list[int]]:
+    from studio.tasks.music.themes import find_theme
+
+    labels = {}
+    for r in records:
+        res = find_theme(r["song"], encoder)
+        if res is not None:
+            labels[r["id"]] = res.occurrences
+    return labels
+
+
+def _build(cfg: MusicTrainConfig, baseline: bool):
+    from studio.tasks.music.model import PromptDecoder, ThemeTransformer, baseline_layers_matching
+    from studio.tasks.music.vocab import VOCAB
+    from studio.tasks.music.windows import MAX_THEME_TOKENS
+
+    m = cfg.model
+    if baseline:
+        layers = baseline_layers_matching(m.dim, m.enc_layers, m.dec_layers)
+        return PromptDecoder(len(VOCAB), m.dim, m.heads, layers, context=m.context + MAX_THEME_TOKENS + 2)
+    return ThemeTransformer(len(VOCAB), m.dim, m.heads, m.enc_layers, m.dec_layers, context=m.context)
+
+
+def _train_model(cfg: MusicTrainConfig, enc: dict, baseline: bool) -> dict:
+    from studio.train.trainer import Trainer
+    from studio.tasks.music.model import num_params
+    from studio.tasks.music.objectives import baseline_objective, mean_loss, theme_objective
+    from studio.tasks.music.windows import WindowDataset, collate_baseline, collate_theme
+
+    name = "baseline" if baseline else "theme"
+    torch.manual_seed(cfg.seed)
+    model = _build(cfg, baseline)
+    ds = WindowDataset(enc["train"], cfg.model.context, cfg.seed, tuple(cfg.data.transpose), cfg.data.copies, baseline)
+    val = WindowDataset(enc["val"], cfg.model.context, cfg.seed, None, 1, baseline)
+    collate = collate_baseline if baseline else collate_theme
+    objective = baseline_objective if baseline else theme_objective
+    steps = (cfg.baseline_steps or cfg.max_steps) if baseline else cfg.max_steps
+    sub = cfg.model_copy(update={"output_dir": Path(cfg.output_dir) / name, "max_steps": steps})
+    log(f"{name}: {num_params(model) / 1e6:.2f}M params, {len(ds)} train windows, {len(val)} val windows, {steps} steps")
+    t = time.time()
+    trainer = Trainer(model, objective, ds, sub, collate_fn=collate)
+    result = trainer.train()
+    seconds = time.time() - t
+    model = trainer.unwrapped_model
+    loader = DataLoader(val, batch_size=cfg.batch_size, collate_fn=collate)
+    val_loss = mean_loss(model, objective, loader, trainer.autocast) if len(val) else float("nan")
+    log(f"{name}: {steps} steps in {seconds:.0f}s, final train loss {result.loss:.3f}, val loss {val_loss:.3f}")
+    return {"model": model, "params": num_params(model), "steps": steps, "seconds": round(seconds),
+            "train_loss": result.loss, "val_loss": val_loss, "train_windows": len(ds), "val_windows": len(val),
+            "loss_curve": str(result.loss_curve) if result.loss_curve else None}
+
+
+def _export(cfg: MusicTrainConfig, info: dict, encoder) -> None:
+    from studio.core.checkpoint import save_model
+    from studio.paths import home
+    from studio.tasks.music.card import write_card
+
+    for key, folder in (("theme_model", cfg.export.theme_dir), ("baseline_model", cfg.export.baseline_dir)):
+        model = info[key].pop("model")
+        if not folder:
+            continue
+        d = Path(folder) if Path(folder).is_absolute() else home() / folder
+        meta = {"task": "music", "kind": key, "steps": info[key]["steps"], "val_loss": info[key]["val_loss"]}
+        save_model(model, d, dtype=torch.bfloat16, metadata=meta)
+        if key == "theme_model":
+            save_model(encoder, d / "retriever", metadata={"task": "music", "kind": "retriever", **info["retriever"]})
+        write_card(d, key, info)
+        log(f"exported {key} to {d}")

@@ -111,7 +111,8 @@ def test_submit_runs_streams_and_downloads(env):
     assert job["status"] in ("queued", "running") and job["seed"] == 7 and job["spec"]["steps"] == 3
     events = _sse(c, f"/api/jobs/{job['id']}/events")  # ends after the job finishes
     types = [t for _, t, _ in events]
-    assert types[0] == "submitted" and types[-1] == "succeeded" and types.count("progress") == 3
+    assert types[0] == "submitted" and types[-1] == "succeeded" and "started" in types
+    assert 1 <= types.count("progress") <= 3  # the worker throttles progress events
     progress = [d["data"] for _, t, d in events if t == "progress"]
     assert progress[-1]["progress"] == pytest.approx(1.0)
     assert progress[0]["preview"].startswith("data:image/png;base64,")

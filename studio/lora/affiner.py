@@ -180,36 +180,53 @@ class AffinerLinear(nn.Module, AffinerLayer):
         return y + (self.affiner_s[n] * F.linear(h, up.to(h.dtype))).to(y.dtype)
 
     def _mixed(self, x: torch.Tensor, wx: torch.Tensor, route: _Route) -> torch.Tensor:
-        """Each sample on its own affiner: stack the datasets' parameters, gather per sample."""
-        a, b, s, down, up = (p[route.index.to(p.device)] for p in self._stacked(route.names))  # (B, ...)
-        lead = (x.shape[0],) + (1,) * (x.dim() - 2)
-        y = wx * (1 + a).view(*lead, -1).to(wx.dtype) + b.view(*lead, -1).to(wx.dtype)
-        if down.shape[1] == 0:
-            return y
-        xf = x.reshape(x.shape[0], -1, x.shape[-1])  # (B, L, in)
-        h = F.relu(torch.bmm(xf, down.transpose(1, 2).to(xf.dtype)))  # (B, L, r)
-        new = torch.bmm(h, up.transpose(1, 2).to(h.dtype))  # (B, L, out)
-        return y + (s.view(-1, 1, 1) * new).reshape(y.shape).to(y.dtype)
+        """Each sample on its own affiner.
 
-    def _stacked(self, names: tuple[str, ...]) -> list[torch.Tensor]:
-        """(D, ...) stacks of a, b, s, W_down, W_up. Ranks are zero-padded to the largest (a zero
-        row of W_down gives ReLU(0) = 0); a dataset without an affiner here gets the identity."""
+        ``a``, ``b``, ``s`` are gathered per sample. The bottlenecks of all D datasets in the batch
+        run as one GEMM of width D·r, and a block mask keeps each sample's own r units: D× the
+        (tiny) low-rank FLOPs, but plain matmuls instead of per-sample weight copies and bmm.
+        """
+        a, b, s, down, up, block = self._stacked(route.names)  # (D, out) (D, out) (D,) (D·r, in) (out, D·r) (D, D·r)
+        index = route.index.to(a.device)
+        lead = (x.shape[0],) + (1,) * (x.dim() - 2)
+        y = wx * (1 + a[index]).view(*lead, -1).to(wx.dtype) + b[index].view(*lead, -1).to(wx.dtype)
+        if down.shape[0] == 0:
+            return y
+        h = F.relu(F.linear(x, down.to(x.dtype)))  # (B, ..., D·r)
+        keep = (block[index] * s[index, None]).view(*lead, -1).to(h.dtype)  # (B, 1.., D·r): own block, scaled by s
+        return y + F.linear(h * keep, up.to(h.dtype))  # (B, ..., out)
+
+    def _stacked(self, names: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
+        """The D datasets' parameters side by side (cached while weights are unchanged and no
+        gradient is needed, i.e. when serving). A dataset without an affiner here gets the identity."""
+        versions = tuple((n, *(p._version for p in self._params_of(n))) for n in names)
+        cache = getattr(self, "_stack_cache", None)
+        if cache is not None and cache[0] == versions and not torch.is_grad_enabled():
+            return cache[1]
         out_f, in_f = self.base_layer.weight.shape
-        ranks = [self.affiner_down[n].shape[0] for n in names if n in self.affiner_down]
-        r = max(ranks, default=0)
         ref = next(iter(self.affiner_a.values()))
         zeros = lambda *shape: torch.zeros(shape, device=ref.device, dtype=ref.dtype)  # noqa: E731
-        a, b, s, down, up = [], [], [], [], []
+        a, b, s, down, up, widths = [], [], [], [], [], []
         for n in names:
-            if n not in self.affiner_a:
+            if n in self.affiner_a:
+                a.append(self.affiner_a[n]), b.append(self.affiner_b[n]), s.append(self.affiner_s[n])
+                down.append(self.affiner_down[n]), up.append(self.affiner_up[n])
+            else:
                 a.append(zeros(out_f)), b.append(zeros(out_f)), s.append(zeros())
-                down.append(zeros(r, in_f)), up.append(zeros(out_f, r))
-                continue
-            pad = r - self.affiner_down[n].shape[0]
-            a.append(self.affiner_a[n]), b.append(self.affiner_b[n]), s.append(self.affiner_s[n])
-            down.append(F.pad(self.affiner_down[n], (0, 0, 0, pad)))
-            up.append(F.pad(self.affiner_up[n], (0, pad)))
-        return [torch.stack(p) for p in (a, b, s, down, up)]
+                down.append(zeros(0, in_f)), up.append(zeros(out_f, 0))
+            widths.append(down[-1].shape[0])
+        block = torch.zeros(len(names), sum(widths), device=ref.device, dtype=ref.dtype)  # (D, D·r)
+        start = 0
+        for i, w in enumerate(widths):
+            block[i, start:start + w] = 1
+            start += w
+        stacked = (torch.stack(a), torch.stack(b), torch.stack(s), torch.cat(down), torch.cat(up, 1), block)
+        if not torch.is_grad_enabled():
+            self._stack_cache = (versions, tuple(t.detach() for t in stacked))
+        return stacked
+
+    def _params_of(self, n: str) -> list[torch.Tensor]:
+        return [getattr(self, attr)[n] for attr in self.adapter_layer_names if n in getattr(self, attr)]
 
 
 class AffinerEmbedding(nn.Module, AffinerLayer):
@@ -340,7 +357,14 @@ def add_affiner(model: nn.Module, name: str, config: AffinerConfig) -> AffinerMo
     """
     tuner = getattr(model, "_affiner_tuner", None)
     if tuner is None:
+        # BaseTuner writes its configs to ``model.peft_config``, where studio.lora keeps the LoRA
+        # adapters' configs; the affiner tuner keeps its own, so LoRA and affiners can coexist.
+        had, previous = hasattr(model, "peft_config"), getattr(model, "peft_config", None)
         tuner = AffinerModel(model, config, name)
+        if had:
+            model.peft_config = previous
+        else:
+            del model.peft_config
         object.__setattr__(model, "_affiner_tuner", tuner)  # not a submodule: no cycle in modules()
     else:
         tuner.add(name, config)

@@ -37,6 +37,13 @@ def describe_error(exc: Exception) -> str:
     return str(exc)
 
 
+def _converted(spec: FieldSpec, value: Any, ctx: ApiContext) -> Any:
+    try:
+        return to_spec_value(spec, value, ctx.uploads)
+    except UploadRejected as exc:  # name the form field, not the upload's internal one
+        raise InputError(spec.name, exc.message) from None
+
+
 def submit_fn(ctx: ApiContext, form: TaskForm) -> Callable:
     """The click handler: widgets → spec → ``JobQueue.submit`` (validation errors become toasts)."""
     import gradio as gr
@@ -45,7 +52,7 @@ def submit_fn(ctx: ApiContext, form: TaskForm) -> Callable:
         try:
             raw = {}
             for spec, value in zip(form.specs, values):
-                converted = to_spec_value(spec, value, ctx.uploads)
+                converted = _converted(spec, value, ctx)
                 if converted is not None:
                     raw[spec.name] = converted
             job = ctx.queue.submit(form.task, raw, priority=int(priority or 0))

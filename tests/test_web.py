@@ -60,8 +60,8 @@ def test_each_task_gets_a_tab_with_the_right_widgets(web):
         by_id(demo, tab)
     expected = {
         "task-test_gradient-steps": gr.Slider, "task-test_gradient-sleep": gr.Slider,
-        "task-test_gradient-colour": gr.Dropdown, "task-test_gradient-fail_at": gr.Number,
-        "task-test_gradient-seed": gr.Number, "task-test_gradient-model": gr.Textbox,
+        "task-test_gradient-colour": gr.Dropdown, "task-test_gradient-fail_at": gr.Textbox,
+        "task-test_gradient-seed": gr.Textbox, "task-test_gradient-model": gr.Textbox,
         "task-test_media_echo-image": gr.Image, "task-test_media_echo-mask": gr.ImageEditor,
         "task-test_media_echo-tags": gr.Dropdown, "task-test_media_echo-mode": gr.Dropdown,
         "queue-table": gr.Dataframe, "queue-cancel": gr.Button, "queue-retry": gr.Button,
@@ -72,6 +72,7 @@ def test_each_task_gets_a_tab_with_the_right_widgets(web):
     steps = by_id(demo, "task-test_gradient-steps")
     assert (steps.minimum, steps.maximum, steps.step, steps.value) == (1, 1000, 1, 4)
     assert by_id(demo, "task-test_media_echo-tags").multiselect
+    assert by_id(demo, "task-test_gradient-seed").value == ""  # empty = a seed is picked and recorded
 
 
 def test_media_kinds_map_to_upload_widgets():
@@ -134,7 +135,11 @@ def test_form_submit_goes_through_the_queue_and_bad_input_names_the_field(web):
     with pytest.raises(gr.Error, match="width"):
         submit(0, *_values(form, width=3))
     with pytest.raises(gr.Error, match="fail_at"):
-        submit(0, *_values(form, steps=2, fail_at=7))
+        submit(0, *_values(form, steps=2, fail_at="7"))
+    with pytest.raises(gr.Error, match="seed"):
+        submit(0, *_values(form, seed="lucky"))
+    _, auto = submit(0, *_values(form, steps=1))  # empty seed box: the queue picks one
+    assert isinstance(ctx.queue.get(auto)["seed"], int)
     wait_for(lambda: ctx.queue.get(job_id), lambda j: j["status"] == "succeeded")
 
 

@@ -84,6 +84,10 @@ def _number_widget(spec: FieldSpec, common: dict):
         step = 1 if integer else (spec.maximum - spec.minimum) / 100
         value = spec.default if spec.default is not None else spec.minimum
         return gr.Slider(minimum=spec.minimum, maximum=spec.maximum, step=step, value=value, **common)
+    if spec.nullable:
+        # gr.Number cannot be empty (it shows 0), and empty means something here ("pick a seed")
+        value = "" if spec.default is None else str(spec.default)
+        return gr.Textbox(value=value, placeholder="empty = automatic", max_lines=1, **common)
     return gr.Number(value=spec.default, minimum=spec.minimum, maximum=spec.maximum,
                      precision=0 if integer else None, **common)
 
@@ -98,12 +102,35 @@ def to_spec_value(spec: FieldSpec, value: Any, uploads: UploadStore) -> Any:
     if spec.type == "array" and spec.item_type in ("integer", "number"):
         return _parse_numbers(spec, value)
     if spec.type == "object":
-        return json.loads(value) if isinstance(value, str) and value.strip() else None
+        return _parse_json(spec, value)
+    if spec.type in ("integer", "number") and isinstance(value, str):
+        return _parse_number(spec, value)
     if spec.type == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
     if value == "" and (spec.nullable or not spec.required):
         return None
     return value
+
+
+def _parse_json(spec: FieldSpec, value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{spec.name}: not valid JSON ({exc})") from None
+
+
+def _parse_number(spec: FieldSpec, value: str) -> float | int | str | None:
+    """A nullable number's text box: empty → None; a number → int/float; else left for the schema to name."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text  # the task's validation answers "seed: Input should be a valid integer"
+    return int(number) if spec.type == "integer" and number.is_integer() else number
 
 
 def _parse_numbers(spec: FieldSpec, value: Any) -> list[float] | None:
@@ -153,7 +180,9 @@ def _mask_value(value: dict, uploads: UploadStore) -> str | None:
 def to_widget_value(spec: FieldSpec, value: Any) -> Any:
     """A job spec's value → what the widget shows ("use these settings again")."""
     if value is None:
-        return "" if spec.type == "string" and not spec.media and not spec.choices else None
+        return "" if (spec.type == "string" or spec.nullable) and not spec.media and not spec.choices else None
+    if spec.nullable and spec.type in ("integer", "number") and not spec.choices:
+        return str(value)
     if spec.media == "mask":
         return {"background": value, "layers": [], "composite": value}
     if spec.type == "array" and spec.item_type in ("integer", "number"):

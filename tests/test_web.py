@@ -210,7 +210,7 @@ def test_gallery_lists_outputs_and_reuses_settings(web):
     updates = _reuse_fn(ctx, [other, form])(job["id"])
     assert updates[0].selected == "test_gradient"  # switches to the task's tab
     values = dict(zip([s.name for s in form.specs], updates[1 + len(other.specs):]))
-    assert values["seed"] == 99 and values["colour"] == "green" and values["width"] == 40
+    assert values["seed"] == "99" and values["colour"] == "green" and values["width"] == 40  # seed: a text box
 
 
 def test_web_and_api_share_one_server(web):

@@ -153,7 +153,7 @@ def load_base(name_or_path: str = "image-dit", device: str = "cpu") -> Diffscale
 
         base = load_model(DiT, path, device=device, dtype=torch.float32)
     except ImportError:
-        base = DiT.from_pretrained(str(path)).to(device)
+        base = DiT.from_pretrained(str(path))  # moved with the wrapper below
     base.eval()
     info = base_info(base, Path(name_or_path).name)
     null_text = None if base.config.num_classes > 0 else null_text_condition(base, path)

@@ -139,3 +139,77 @@ def denoising_loop(forward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor],
     tail = losses[-max(1, len(losses) // 10):]
     return {"steps": spec.steps, "seconds": seconds, "final_loss": sum(tail) / len(tail),
             "trainable_parameters": sum(p.numel() for p in params)}
+
+
+# ------------------------------------------------------------------------------------------------
+# `studio train diffscaler CONFIG` / `scripts/finetune_diffscaler.py --config CONFIG`
+
+
+def load_config(path: str) -> tuple[FinetuneSpec, dict]:
+    """A TOML file → (FinetuneSpec, {"base", "out", "threads"}); unknown keys are errors naming the key."""
+    import tomllib
+    from pathlib import Path
+
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    class _Method(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        kind: MethodKind = "affiner"
+        rank: int = 1
+        targets: list[str] = list(DEFAULT_TARGETS + ("final",))
+        lr: float = 2e-3
+
+    class _Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        dataset: str
+        base: str = "diffscaler-base"
+        out: str | None = None
+        steps: int = 400
+        batch_size: int = 24
+        train_images: int = 1024
+        label_dropout: float = 0.1
+        seed: int = 0
+        precision: Precision = "fp32"
+        threads: int = 1
+        method: _Method = _Method()
+
+    try:
+        raw = _Config.model_validate(tomllib.loads(Path(path).read_text()))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SystemExit(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    m = raw.method
+    unknown = [t for t in m.targets if t not in TARGET_GROUPS]
+    if unknown:
+        raise SystemExit(f"{path}: method.targets: unknown {unknown}; choose from {sorted(TARGET_GROUPS)}")
+    spec = FinetuneSpec(raw.dataset, MethodSpec(m.kind, m.rank, tuple(m.targets), m.lr), steps=raw.steps,
+                        batch_size=raw.batch_size, train_images=raw.train_images,
+                        label_dropout=raw.label_dropout, seed=raw.seed, precision=raw.precision)
+    return spec, {"base": raw.base, "out": raw.out, "threads": raw.threads}
+
+
+def main(config_path: str) -> dict:
+    """Fine-tune one affiner and write it to ``adapters/diffscaler-<dataset>/`` (or ``out``)."""
+    from pathlib import Path
+
+    from studio.paths import adapters_dir
+    from studio.tasks.diffscaler import data as ddata
+    from studio.tasks.diffscaler.adapters import adapter_name, card, record, save
+    from studio.tasks.diffscaler.model import load_base
+
+    spec, extra = load_config(config_path)
+    if spec.method.kind != "affiner":
+        raise SystemExit(f"{config_path}: method.kind: only 'affiner' adapters are shipped "
+                         f"(the baselines run inside `studio eval diffscaler`)")
+    torch.set_num_threads(extra["threads"])
+    net = load_base(extra["base"])
+    train_set = ddata.load(spec.dataset, spec.train_images, "train")
+    attach(net, spec.dataset, spec.method, len(train_set.classes))
+    stats = fit(net, spec.dataset, spec, train_set,
+                log=lambda s, l: print(f"step {s}: loss {l:.4f}", flush=True) if s % 50 == 0 else None)
+    out = Path(extra["out"]) if extra["out"] else adapters_dir() / adapter_name(spec.dataset)
+    rec = record(net, spec.dataset, stats, extra={"rank": spec.method.rank, "lr": spec.method.lr,
+                                                  "batch_size": spec.batch_size})
+    save(net, spec.dataset, out, rec, card(spec.dataset, rec, stats))
+    print(f"wrote {out} ({stats['trainable_parameters']:,} parameters, {stats['seconds']:.0f} s)")
+    return stats

@@ -19,7 +19,7 @@ COOKIE = "studio_token"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
-class TokenRequired(RuntimeError):
+class TokenRequired(ValueError):
     """Refusal to serve a non-loopback address without an API token."""
 
 

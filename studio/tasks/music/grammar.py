@@ -133,9 +133,11 @@ def track(tokens: list[int], vocab: Vocab = VOCAB) -> tuple[list[int], list[int]
 class RemiGrammar(Constraint):
     """Decoding constraint over REMI events; ``max_bars`` forces exactly that many bars."""
 
-    def __init__(self, vocab: Vocab = VOCAB, max_bars: int | None = None, allow_themes: bool = True):
+    def __init__(self, vocab: Vocab = VOCAB, max_bars: int | None = None, allow_themes: bool = True,
+                 meter: int | None = None):
         self.vocab = vocab
         self.tracker = RemiTracker(vocab)
+        self.meter = meter  # bar length in sixteenths every bar must have (the theme's)
         self.max_bars = max_bars
         self.allow_themes = allow_themes
         self._by_kind: dict[str, torch.Tensor] = {}
@@ -155,13 +157,15 @@ class RemiGrammar(Constraint):
             ids = self._by_kind["Position"]
             vals = self._values[ids]
             mask[ids] = (vals > t.pos) & (vals < t.bar_len)
-        if "Bar" in kinds and t.first_bar_len:
+        if "Bar" in kinds and (t.first_bar_len or self.meter):
             ids = self._by_kind["Bar"]
-            mask[ids] = self._values[ids] == t.first_bar_len
+            mask[ids] = self._values[ids] == (self.meter or t.first_bar_len)
         return mask
 
     def advance(self, token: int) -> None:
         self.tracker.step(token)
+        if self.vocab.kind[token] in ("BOS", "SEP"):
+            self.tracker.valid = True  # a prompt before SEP (the baseline's theme) is not judged
 
     @property
     def bars(self) -> int:

@@ -29,8 +29,9 @@ class StepState:
 
 class ThemeStepper:
     def __init__(self, model: ThemeTransformer, theme: torch.Tensor, theme_offsets: torch.Tensor,
-                 theme_mask: torch.Tensor | None = None, vocab: Vocab = VOCAB, autocast=None):
+                 theme_mask: torch.Tensor | None = None, vocab: Vocab = VOCAB, autocast=None, context: int | None = None):
         self.model, self.vocab = model, vocab
+        self.context = context or model.config.context  # no-cache recompute span
         self.theme_mask = theme_mask if theme_mask is not None else torch.ones_like(theme, dtype=torch.bool)
         self.autocast = autocast
         with self._ctx():
@@ -42,7 +43,7 @@ class ThemeStepper:
         return self.autocast() if self.autocast else contextlib.nullcontext()
 
     def new_state(self, batch: int, window: int | None) -> StepState:
-        w = window or self.model.config.context
+        w = window or self.context
         return StepState(make_caches(len(self.model.layers)), w, [RemiTracker(self.vocab) for _ in range(batch)])
 
     def forward(self, tokens: torch.Tensor, state: StepState | None) -> torch.Tensor:
@@ -66,8 +67,7 @@ class ThemeStepper:
         labels = [track(row, self.vocab)[:2] for row in tokens.tolist()]
         gates = torch.tensor([g for g, _ in labels], device=tokens.device)
         offsets = torch.tensor([o for _, o in labels], device=tokens.device)
-        C = self.model.config.context
-        start = max(0, tokens.shape[1] - C)
+        start = max(0, tokens.shape[1] - self.context)
         positions = torch.arange(start, tokens.shape[1], device=tokens.device)
         with self._ctx():
             logits = self.model(tokens[:, start:], gates[:, start:], offsets[:, start:], self.memory, self.theme_mask, positions)

@@ -81,8 +81,12 @@ class Trainer:
         self.sample_fn, self.collate_fn, self.step_callback = sample_fn, collate_fn, step_callback
         # Mixed precision is our own autocast (below), not Accelerator(mixed_precision=…): accelerate
         # keeps that setting process-wide, and a worker may train bf16 and fp32 jobs one after another.
+        # "auto" = CUDA when present, else CPU. On CPU accelerate must be told so explicitly: only
+        # then does a multi-process launch (`accelerate launch --multi_gpu`, torchrun) form a gloo
+        # group; without it every process silently trains alone.
+        cpu = config.device == "cpu" or not torch.cuda.is_available()
         self.accelerator = Accelerator(
-            cpu=config.device == "cpu",
+            cpu=cpu,
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)],
         )
         self.model = model

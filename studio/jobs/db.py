@@ -126,3 +126,10 @@ def row_to_event(row: sqlite3.Row) -> dict[str, Any]:
     event = dict(row)
     event["data"] = json.loads(event["data"]) if event["data"] else {}
     return event
+
+
+def default_db_path() -> Path:
+    """``<state dir>/jobs.db``: where ``studio serve``, ``studio worker`` and ``studio jobs`` meet."""
+    from studio.paths import state_dir
+
+    return state_dir() / "jobs.db"

@@ -213,7 +213,7 @@ def test_gallery_lists_outputs_and_reuses_settings(web):
     assert values["seed"] == "99" and values["colour"] == "green" and values["width"] == 40  # seed: a text box
 
 
-def test_web_and_api_share_one_server(web):
+def test_web_and_api_share_one_server_and_token(web):
     from studio.api.app import ApiSettings
 
     app = web["create_app"](web["service"], settings=ApiSettings())
@@ -222,3 +222,8 @@ def test_web_and_api_share_one_server(web):
         assert page.status_code == 200 and "gradio" in page.text.lower()
         assert client.get("/api/health").json()["status"] == "ok"  # API routes win over the mount
         assert client.get("/config").status_code == 200
+    guarded = web["create_app"](web["service"], token="tok", settings=ApiSettings())
+    with TestClient(guarded) as browser:
+        assert browser.get("/").status_code == 401 and browser.get("/config").status_code == 401
+        assert browser.get("/?token=tok").status_code == 200  # sets the cookie the page then uses
+        assert browser.get("/config").status_code == 200 and browser.get("/api/health").status_code == 200

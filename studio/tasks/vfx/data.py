@@ -265,3 +265,29 @@ def export_open_vfx(clips: list[Clip], root: str | Path) -> Path:
                       "effect": c.effect})
     (root / "annotations.json").write_text(json.dumps(items, indent=1))
     return root
+
+
+# --- torch side ------------------------------------------------------------------------------
+
+
+class ClipDataset:
+    """``n`` deterministic clips of the named effects/motions, rendered once and kept in memory
+    (8 ms each at 32 px); items are what ``objective.make_cond`` reads."""
+
+    def __init__(self, names: tuple[str, ...], n: int, seed: int, cfg: ClipConfig = ClipConfig()):
+        unknown = [x for x in names if x not in EFFECTS and x not in MOTIONS]
+        if unknown:
+            raise ValueError(f"effects: unknown {', '.join(unknown)}")
+        self.names, self.cfg = tuple(names), cfg
+        self.clips = [clip_for(i, seed, self.names, cfg) for i in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        c = self.clips[i]
+        return {"frames": torch.from_numpy(c.frames), "ref_mask": torch.from_numpy(c.mask[0]),
+                "start_s": c.start_s, "end_s": c.end_s, "prompt": c.prompt,
+                "effect": self.names.index(c.effect)}

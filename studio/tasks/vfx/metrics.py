@@ -18,7 +18,7 @@ import numpy as np
 @dataclass(frozen=True)
 class DetectorSpec:
     relative: float = 0.05  # share of the peak energy a transition needs to count as motion
-    noise_factor: float = 3.0  # ... and this many times the background's flicker
+    noise_factor: float = 1.5  # ... and this many times the background's flicker (a mean over many pixels: stable)
     floor: float = 0.002  # absolute floor (mean |Δ| on 0..1 pixels): below one grey level
 
 

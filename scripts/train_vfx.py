@@ -1,0 +1,31 @@
+"""Train the VFX base video DiT on generic motion (or compare attention layouts).
+
+    python scripts/train_vfx.py --config datasets/vfx/configs/base.toml
+    python scripts/train_vfx.py --compare full=runs/vfx/base_full factorised=runs/vfx/base_factorised \
+        --out models/vfx-base/layouts.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from studio.tasks.vfx.train import compare_bases, main
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", help="TOML/YAML training config (see datasets/vfx/configs/base.toml)")
+    ap.add_argument("--compare", nargs="+", metavar="LAYOUT=DIR", help="held-out loss of trained bases")
+    ap.add_argument("--out", default="layouts.json", help="where --compare writes its JSON")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (1 is fastest when other processes share the cores)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.compare:
+        print(compare_bases(dict(a.split("=", 1) for a in args.compare), Path(args.out)))
+    elif args.config:
+        main(args.config)
+    else:
+        ap.error("give --config or --compare-layouts")

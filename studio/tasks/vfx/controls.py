@@ -1,0 +1,149 @@
+"""Spatial and temporal controls of the controllable LoRA (VFX Creator §3), each zero-initialised.
+
+* ``MaskBranch`` — the instance-mask video, cut into the base's (pt, ph, pw) patches, goes through
+  a few encoder blocks; block ``i``'s output enters main block ``i`` through a zero-initialised
+  projection. No mask given ⇒ the branch is skipped ⇒ exactly the plain LoRA model.
+* ``TimestampTokens`` — start and end time each become ``LayerNorm(W·log(t + t0) + b)`` with W, b
+  zero-initialised (one embedder per endpoint) and fill the two context slots the base reserves
+  after the text tokens; ``t0`` = one frame keeps ``log`` finite at t = 0.
+* ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
+  embedded by a zero-initialised linear map and added to the timestep embedding.
+
+Which temporal control a model uses is a typed spec, not a flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+from torch import nn
+
+from studio.core.blocks import EncoderBlock
+from studio.core.embeddings import PatchEmbed3d, sincos_3d
+from studio.lora.zero_init import ZeroInitProjection
+from studio.tasks.vfx.model import TEXT_DIM, VideoDiT
+
+
+@dataclass(frozen=True)
+class TimestampTokensSpec:
+    """Start/end tokens appended to the text (the paper's choice)."""
+
+    offset_s: float = 0.125  # t0: one frame at 8 fps
+
+
+@dataclass(frozen=True)
+class ActiveVectorSpec:
+    """Per-frame effect-active vector into the timestep embedding (the paper's rejected option)."""
+
+
+@dataclass(frozen=True)
+class NoTemporalControl:
+    """No timing input: the effect happens whenever the model likes."""
+
+
+TemporalSpec = Union[TimestampTokensSpec, ActiveVectorSpec, NoTemporalControl]
+TEMPORAL = {"tokens": TimestampTokensSpec(), "active": ActiveVectorSpec(), "none": NoTemporalControl()}
+
+
+@dataclass(frozen=True)
+class MaskBranchSpec:
+    blocks: int = 2  # encoder blocks in the branch = main blocks it feeds
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    temporal: TemporalSpec = TimestampTokensSpec()
+    mask: MaskBranchSpec | None = MaskBranchSpec()
+
+    def to_dict(self) -> dict:
+        name = next(k for k, v in TEMPORAL.items() if type(v) is type(self.temporal))
+        return {"temporal": name, "mask_blocks": self.mask.blocks if self.mask else 0}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ControlSpec":
+        mb = int(d.get("mask_blocks", 0))
+        return cls(TEMPORAL[d.get("temporal", "tokens")], MaskBranchSpec(mb) if mb else None)
+
+
+class MaskBranch(nn.Module):
+    def __init__(self, base: VideoDiT, spec: MaskBranchSpec):
+        super().__init__()
+        cfg = base.config
+        if spec.blocks > cfg.depth:
+            raise ValueError(f"mask_blocks: {spec.blocks} exceeds the base depth {cfg.depth}")
+        self.patch = tuple(cfg.patch_size)
+        self.embed = PatchEmbed3d(self.patch, 1, cfg.hidden_size)
+        self.blocks = nn.ModuleList(EncoderBlock(cfg.hidden_size, cfg.num_heads) for _ in range(spec.blocks))
+        self.out = nn.ModuleList(ZeroInitProjection(cfg.hidden_size, cfg.hidden_size) for _ in range(spec.blocks))
+        self.hidden = cfg.hidden_size
+
+    def forward(self, mask: torch.Tensor) -> list[torch.Tensor]:
+        """``mask`` (B, 1, T, H, W) in {0, 1} → one (B, N, D) residual per fed main block."""
+        grid = self.embed.grid(mask)
+        h = self.embed(mask * 2.0 - 1.0) + sincos_3d(self.hidden, *grid, device=mask.device)[None].to(mask.dtype)
+        outs = []
+        for block, proj in zip(self.blocks, self.out):
+            h = block(h, grid=grid)
+            outs.append(proj(h))  # (B, N, D), zero at init
+        return outs
+
+
+class TimestampTokens(nn.Module):
+    def __init__(self, spec: TimestampTokensSpec, dim: int = TEXT_DIM):
+        super().__init__()
+        self.offset = spec.offset_s
+        self.start = nn.Linear(1, dim)
+        self.end = nn.Linear(1, dim)
+        self.norm_start = nn.LayerNorm(dim)
+        self.norm_end = nn.LayerNorm(dim)
+        for lin in (self.start, self.end):  # zero W and b: both tokens are 0 = the base's reserved slots
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, start_s: torch.Tensor, end_s: torch.Tensor) -> torch.Tensor:
+        """(B,), (B,) seconds → (B, 2, dim)."""
+        ls = torch.log(start_s.float() + self.offset)[:, None]  # (B, 1)
+        le = torch.log(end_s.float() + self.offset)[:, None]
+        w = self.start.weight
+        return torch.stack([self.norm_start(self.start(ls.to(w.dtype))), self.norm_end(self.end(le.to(w.dtype)))], 1)
+
+
+class ActiveFrameEmbed(nn.Module):
+    def __init__(self, frames: int, hidden: int):
+        super().__init__()
+        self.frames = frames
+        self.proj = ZeroInitProjection(frames, hidden)
+
+    def forward(self, start_s: torch.Tensor, end_s: torch.Tensor, fps: float) -> torch.Tensor:
+        """(B,), (B,) seconds → (B, D): embedding of the per-frame 0/1 "effect active" vector."""
+        f = torch.arange(self.frames, device=start_s.device, dtype=torch.float32)[None]  # (1, T)
+        active = ((f >= start_s[:, None] * fps - 1e-3) & (f <= end_s[:, None] * fps + 1e-3)).float()  # (B, T)
+        return self.proj(active.to(self.proj.weight.dtype))
+
+
+class VfxControls(nn.Module):
+    """The non-LoRA part of a controllable adapter: mask branch + temporal control."""
+
+    def __init__(self, base: VideoDiT, spec: ControlSpec, fps: float = 8.0):
+        super().__init__()
+        self.spec = spec
+        self.fps = fps
+        self.mask_branch = MaskBranch(base, spec.mask) if spec.mask is not None else None
+        self.timestamps = TimestampTokens(spec.temporal) if isinstance(spec.temporal, TimestampTokensSpec) else None
+        self.active = (ActiveFrameEmbed(base.config.sample_frames, base.config.hidden_size)
+                       if isinstance(spec.temporal, ActiveVectorSpec) else None)
+
+    def forward(self, mask: torch.Tensor | None, start_s: torch.Tensor | None,
+                end_s: torch.Tensor | None) -> dict:
+        """Keyword arguments for ``VideoDiT.forward``: ``block_residuals``, ``time_tokens``, ``cond_extra``."""
+        kw: dict = {}
+        if self.mask_branch is not None and mask is not None:
+            kw["block_residuals"] = self.mask_branch(mask)
+        if start_s is not None and end_s is not None:
+            if self.timestamps is not None:
+                kw["time_tokens"] = self.timestamps(start_s, end_s)
+            if self.active is not None:
+                kw["cond_extra"] = self.active(start_s, end_s, self.fps)
+        return kw

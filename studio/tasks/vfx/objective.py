@@ -1,0 +1,132 @@
+"""What the denoiser models, how a batch becomes a loss, and the sampling-side model function.
+
+Representation (documented choice, VAE-free): the clip is modelled as its *change from the
+reference frame*, ``z = (video − reference) / 2`` in pixel space ([-1, 1] pixels), 32×32, 16 frames.
+Still frames are exactly zero in this space, so "nothing happens before the start" is the easy
+default the model has to be pushed away from, not a detail it has to copy. Decoding adds the
+reference back. Prediction target: v (as VFX Creator's CogVideoX base), converted to ε for the
+shared sampler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from studio.diffusion import NoiseSpec, add_noise
+from studio.tasks.vfx.controls import VfxControls
+from studio.tasks.vfx.model import VideoDiT
+
+NOISE = NoiseSpec(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+
+
+def to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
+    """(B, T, H, W, 3) uint8 → (B, 3, T, H, W) float in [-1, 1]."""
+    return frames_uint8.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+
+
+def encode(video: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, H, W), (B, 3, H, W) in [-1, 1] → the residual latent z."""
+    return (video - ref[:, :, None]) / 2.0
+
+
+def decode(z: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return (z * 2.0 + ref[:, :, None]).clamp(-1, 1)
+
+
+def to_uint8(video: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, H, W) in [-1, 1] → (B, T, H, W, 3) uint8."""
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
+
+
+class VfxModel(nn.Module):
+    """The base video DiT (with any peft LoRA injected into it) + optional controls."""
+
+    def __init__(self, dit: VideoDiT, controls: VfxControls | None = None):
+        super().__init__()
+        self.dit = dit
+        self.controls = controls
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
+        extra = {}
+        if self.controls is not None:
+            extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"))
+        return self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra)
+
+
+@dataclass
+class Objective:
+    """v-prediction MSE on the residual latent; ``objective(model, batch) -> (loss, logs)``."""
+
+    scheduler: Any  # a diffusers scheduler holding ᾱ (DDPM)
+    text: Any  # TextEncoder (studio.core.text)
+    use_mask: bool = True
+    use_time: bool = True
+
+    def __call__(self, model: VfxModel, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        device = next(model.parameters()).device
+        cond, z0 = make_cond(batch, self.text, device, self.use_mask, self.use_time)
+        B = z0.shape[0]
+        t = torch.randint(0, NOISE.num_train_timesteps, (B,), device=device)
+        noise = torch.randn_like(z0)
+        zt = add_noise(self.scheduler, z0, noise, t)
+        ac = self.scheduler.alphas_cumprod.to(device, torch.float32)[t].view(B, 1, 1, 1, 1)
+        v = ac.sqrt() * noise - (1 - ac).sqrt() * z0
+        out = model(zt, t, cond)
+        loss = (out.float() - v).pow(2).mean()
+        return loss, {"loss": loss.item()}
+
+
+def make_cond(batch: dict[str, Any], text: Any, device, use_mask: bool = True,
+              use_time: bool = True) -> tuple[dict[str, Any], torch.Tensor]:
+    video = to_unit(batch["frames"].to(device))  # (B, 3, T, H, W)
+    ref = video[:, :, 0]
+    emb = text.encode(list(batch["prompt"]))
+    cond = {"ref": ref, "context": emb.tokens.to(device), "context_mask": emb.mask.to(device),
+            "pooled": emb.pooled.to(device)}
+    if use_mask:
+        cond["mask"] = ref_mask_video(batch["ref_mask"].to(device), video.shape[2])
+    if use_time:
+        cond["start_s"] = batch["start_s"].to(device).float()
+        cond["end_s"] = batch["end_s"].to(device).float()
+    return cond, encode(video, ref)
+
+
+def ref_mask_video(ref_mask: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, H, W) bool mask the user paints on the reference → (B, 1, T, H, W) float mask video."""
+    return ref_mask.float()[:, None, None].expand(-1, 1, frames, -1, -1).contiguous()
+
+
+def eps_model_fn(model: VfxModel, scheduler: Any):
+    """The shared sampler wants ε: ε = √ᾱ·v + √(1−ᾱ)·x_t (valid for DDIM / DPM++, unscaled inputs)."""
+
+    def fn(x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
+        ac = scheduler.alphas_cumprod.to(x.device, torch.float32)[t.long()].view(-1, 1, 1, 1, 1)
+        v = model(x, t, cond).float()
+        return ac.sqrt() * v + (1 - ac).sqrt() * x.float()
+
+    return fn
+
+
+@torch.no_grad()
+def held_out_loss(model: VfxModel, objective: Objective, dataset, batch_size: int = 16, seed: int = 0,
+                  bf16: bool = True) -> float:
+    """The objective on a held-out dataset with fixed noise and timesteps (comparable across models)."""
+    from torch.utils.data import DataLoader
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    model.eval()
+    total, n = 0.0, 0
+    try:
+        for batch in DataLoader(dataset, batch_size=batch_size):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = objective(model, batch)
+            total += loss.item() * len(batch["prompt"])
+            n += len(batch["prompt"])
+    finally:
+        torch.random.set_rng_state(state)
+    return total / max(n, 1)

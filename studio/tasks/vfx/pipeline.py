@@ -1,0 +1,140 @@
+"""The VFX generator: base video DiT + controllable adapter(s) → clips.
+
+Loading: the base is a diffusers-style folder (``config.json`` + safetensors) under ``models/``;
+a controllable adapter is a peft LoRA folder under ``adapters/`` (``studio.lora`` layout) that
+also holds ``controls.safetensors`` + ``controls.json`` (the mask branch and temporal control,
+which are not LoRA layers). Generation: numbered steps, progress/cancel through the callback.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from studio.tasks.vfx.controls import ControlSpec, VfxControls
+from studio.tasks.vfx.model import VideoDiT
+from studio.tasks.vfx.objective import NOISE, VfxModel, decode, eps_model_fn, ref_mask_video, to_uint8
+
+CONTROLS_FILE = "controls.safetensors"
+CONTROLS_CONFIG = "controls.json"
+
+
+def load_base(name_or_path: str | Path, device: str = "cpu") -> VideoDiT:
+    from studio.lora import set_model_id
+    from studio.paths import model_path
+
+    path = model_path(str(name_or_path))
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"model: no VFX base model at {path} (train one with scripts/train_vfx.py)")
+    dit = VideoDiT.from_pretrained(str(path), torch_dtype=torch.float32).to(device)
+    set_model_id(dit, Path(path).name)
+    return dit.eval()
+
+
+def save_controllable_adapter(dit: VideoDiT, controls: VfxControls, name: str, out: Path, record: dict) -> Path:
+    from safetensors.torch import save_file
+
+    from studio.lora import save_adapter
+
+    record = {**record, "controls": controls.spec.to_dict()}
+    save_adapter(dit, name, out, metadata=record, dtype=torch.bfloat16)
+    state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in controls.state_dict().items()}
+    save_file(state, str(out / CONTROLS_FILE), metadata={"adapter": name})
+    (out / CONTROLS_CONFIG).write_text(json.dumps(controls.spec.to_dict()))
+    return out
+
+
+def load_controls(dit: VideoDiT, adapter_dir: Path) -> VfxControls | None:
+    from safetensors.torch import load_file
+
+    cfg = adapter_dir / CONTROLS_CONFIG
+    if not cfg.is_file():
+        return None  # a plain LoRA
+    controls = VfxControls(dit, ControlSpec.from_dict(json.loads(cfg.read_text())))
+    state = {k: v.float() for k, v in load_file(str(adapter_dir / CONTROLS_FILE)).items()}
+    controls.load_state_dict(state)
+    return controls.eval()
+
+
+@dataclass
+class Request:
+    """One clip to make; arrays already validated and at the model's size."""
+
+    reference: np.ndarray  # (H, W, 3) uint8
+    prompt: str
+    mask: np.ndarray | None  # (H, W) bool
+    start_s: float | None
+    end_s: float | None
+
+
+class VfxPipeline:
+    def __init__(self, dit: VideoDiT, controls: VfxControls | None, text: Any, device: str = "cpu",
+                 dtype: torch.dtype = torch.float32, adapters: tuple[tuple[str, float], ...] = ()):
+        self.model = VfxModel(dit, controls).to(device).eval()
+        self.text, self.device, self.dtype = text, device, dtype
+        self.adapters = adapters
+        self.size = dit.config.sample_size
+        self.frames = dit.config.sample_frames
+        self.fps = controls.fps if controls is not None else 8.0
+
+    @classmethod
+    def load(cls, model: str = "vfx-base", adapters: tuple[tuple[str, float], ...] = (), device: str = "cpu",
+             dtype: str = "float32") -> "VfxPipeline":
+        from studio.core.text import TextEncoder
+        from studio.lora import load_adapter, resolve_adapter_dir
+
+        dit = load_base(model, device)
+        controls = None
+        for name, weight in adapters:
+            directory = resolve_adapter_dir(name)
+            load_adapter(dit, directory, adapter_name=name.replace(".", "_"), weight=weight)
+            controls = controls or load_controls(dit, directory)
+        torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+        return cls(dit, controls, TextEncoder.get(), device, torch_dtype, adapters)
+
+    @property
+    def has_mask_branch(self) -> bool:
+        c = self.model.controls
+        return c is not None and c.mask_branch is not None
+
+    @torch.no_grad()
+    def generate(self, requests: list[Request], steps: int = 20, generator: torch.Generator | None = None,
+                 sampler: str = "ddim", frames: int | None = None,
+                 callback: Callable[[int, int, torch.Tensor], None] | None = None) -> np.ndarray:
+        """Clips for a batch of requests → (B, T, H, W, 3) uint8."""
+        from studio.diffusion import sample, scheduler_from_spec
+
+        T = frames or self.frames
+        # 1. conditioning: reference, text tokens, mask video, times
+        cond = self._cond(requests, T)
+        # 2. the denoising loop on the residual latent (v → ε for the shared sampler)
+        scheduler = scheduler_from_spec(sampler, NOISE)
+        shape = (len(requests), 3, T, self.size, self.size)
+        autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
+                                  enabled=self.dtype == torch.bfloat16)
+        with autocast:
+            z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
+                       cond=cond, callback=callback, device=self.device)
+        # 3. back to pixels: the reference plus the generated change
+        video = decode(z.float(), cond["ref"].float())
+        video[:, :, 0] = cond["ref"]  # frame 0 is the reference by definition
+        return to_uint8(video).cpu().numpy()
+
+    def _cond(self, requests: list[Request], T: int) -> dict[str, Any]:
+        ref = torch.stack([torch.from_numpy(r.reference) for r in requests]).to(self.device)
+        ref = ref.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W)
+        emb = self.text.encode([r.prompt for r in requests])
+        cond: dict[str, Any] = {"ref": ref, "context": emb.tokens.to(self.device),
+                                "context_mask": emb.mask.to(self.device), "pooled": emb.pooled.to(self.device)}
+        if all(r.mask is not None for r in requests):
+            masks = torch.stack([torch.from_numpy(r.mask) for r in requests]).to(self.device)
+            cond["mask"] = ref_mask_video(masks, T)
+        if all(r.start_s is not None and r.end_s is not None for r in requests):
+            cond["start_s"] = torch.tensor([r.start_s for r in requests], device=self.device)
+            cond["end_s"] = torch.tensor([r.end_s for r in requests], device=self.device)
+        return cond

@@ -67,6 +67,7 @@ class JobService:
         self._take_lock()
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
         self._recover()
+        self.store.sweep_dead()  # what workers of a dead coordinator had half-written
         self.executor = self._make_executor()
         self.executor.start()
         self._stopping.clear()

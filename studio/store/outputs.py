@@ -50,17 +50,32 @@ class OutputStore:
         for entry in base.glob(f"{job_id}-{pid}-*") if base.exists() else ():
             shutil.rmtree(entry, ignore_errors=True)
 
-    def sweep_staging(self, older_than_s: float = 0.0) -> int:
-        """Remove staging folders left by killed workers (called by the coordinator at start-up)."""
+    def sweep_dead(self) -> int:
+        """Remove staging folders whose writing process is gone (coordinator start-up)."""
         base = self.root / STAGING
         if not base.exists():
             return 0
-        cutoff, removed = time.time() - older_than_s, 0
+        removed = 0
         for entry in base.iterdir():
-            if entry.stat().st_mtime <= cutoff:
+            parts = entry.name.rsplit("-", 2)
+            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+            if pid is None or not _alive(pid):
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
                 removed += 1
         return removed
 
     def relative(self, path: Path) -> str:
         return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its new parent) writes nothing more
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

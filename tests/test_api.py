@@ -29,6 +29,8 @@ def env(tmp_path_factory):
         mp.setenv("STUDIO_STATE", str(root / "state"))
         mp.setenv("STUDIO_OUTPUTS", str(root / "outputs"))
         mp.setenv("STUDIO_DATASETS", str(root / "datasets"))
+        mp.setenv("STUDIO_MODELS", str(root / "models"))
+        mp.setenv("STUDIO_ADAPTERS", str(root / "adapters"))
         load_extra_tasks(EXTRA_TASKS)
         service = JobService(root / "state" / "jobs.db", root / "outputs", workers=1).start()
         settings = ApiSettings(upload_limits=UploadLimits(max_bytes=300_000), json_max_bytes=100_000,
@@ -330,6 +332,24 @@ def test_non_loopback_bind_refuses_without_token():
     finally:
         if env is not None:
             os.environ["STUDIO_API_TOKEN"] = env
+
+
+def test_library_lists_models_and_adapters_with_cards(env):
+    import torch
+
+    from studio.lora.files import write_adapter_dir
+
+    model = env["root"] / "models" / "tiny-dit"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"_class_name": "DiT", "depth": 2}))
+    (model / "MODEL_CARD.md").write_text("# tiny-dit\ntrained 10 steps")
+    write_adapter_dir(env["root"] / "adapters" / "style", {"w": torch.zeros(2, 2)}, {"r": 4},
+                      {"base_model_id": "tiny-dit", "rank": 4, "dataset": "shapes", "steps": 50}, "# style card")
+    models = env["client"].get("/api/models").json()
+    assert [(m["name"], m["class"]) for m in models] == [("tiny-dit", "DiT")] and "10 steps" in models[0]["card"]
+    adapters = env["client"].get("/api/adapters").json()
+    assert adapters[0]["name"] == "style" and adapters[0]["base"] == "tiny-dit" and adapters[0]["rank"] == 4
+    assert adapters[0]["metadata"]["dataset"] == "shapes" and adapters[0]["card"] == "# style card"
 
 
 def test_openapi_lists_the_contract(env):

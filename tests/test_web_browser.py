@@ -1,8 +1,9 @@
 """The web app in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
 
 `studio serve` runs in a subprocess on a free port; the page submits a job, watches its live
-progress and preview, submits and cancels a second one, then opens the result — the PNG is
-downloaded through the API link the page shows — and saves docs/screenshots/web.png.
+progress and preview, submits and cancels a second one, closes the tab, reopens the app (the job,
+which ran on without any page, is listed), then opens the result — the PNG is downloaded through the API link
+the page shows — and saves docs/screenshots/web.png.
 """
 
 from __future__ import annotations
@@ -108,10 +109,17 @@ def test_submit_watch_cancel_and_open_result(server):
         page.wait_for_selector("#queue-note:has-text('Canceled')", timeout=10_000)
         page.wait_for_selector("#job-status:has-text('canceled')", timeout=10_000)
 
-        # 4. back to the first job: it finishes; open its result
+        # 4. close the tab: the job keeps running; a new tab shows it from the job table
+        page.close()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(base, wait_until="domcontentloaded")
+        page.wait_for_selector(f"#queue-table :text('{first['id'][:8]}')", timeout=30_000)
+        page.get_by_role("tab", name="Test gradient").click()
         box = page.locator("#queue-selected textarea, #queue-selected input").first
         box.fill(first["id"])
         box.press("Enter")
+
+        # 5. it finishes; open its result
         page.wait_for_selector("#job-status:has-text('succeeded')", timeout=30_000)
         page.wait_for_selector("#job-output img", timeout=10_000)
         link = page.locator("#job-links a").first

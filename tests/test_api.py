@@ -145,6 +145,15 @@ def test_last_event_id_replays_exactly_what_was_missed(env):
     assert c.get("/api/jobs/0123/events").status_code == 404
 
 
+def test_queue_wide_stream_replays_from_an_id(env):
+    c = env["client"]
+    job = c.post("/api/jobs", json={"task": "test_gradient", "inputs": {"steps": 1}}).json()
+    _wait_status(c, job["id"], ("succeeded",))
+    mine = [e[0] for e in _sse(c, f"/api/jobs/{job['id']}/events")]
+    events = _sse(c, f"/api/events?after={mine[0] - 1}", max_events=2)  # endless stream: stop after two
+    assert [e[0] for e in events] == sorted(e[0] for e in events) and events[0][0] == mine[0]
+
+
 def test_batch_submit_and_list_filters(env):
     c = env["client"]
     c.post("/api/queue/pause")

@@ -51,7 +51,7 @@ ABLATION = [
     Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False),
     Variant("base model only (no adapter)", (), use_mask=False, use_time=False),
 ]
-PER_EFFECT = ("explode", "melt", "spin")
+PER_EFFECT = ("explode", "spin")
 
 
 def held_out(per_effect: int, effects: tuple[str, ...] = EFFECT_NAMES) -> list[Clip]:

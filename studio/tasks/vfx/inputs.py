@@ -89,14 +89,15 @@ def mask_from_box(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray
     return fg if fg.sum() >= 4 else rect_mask
 
 
-def mask_from_point(img: np.ndarray, point: tuple[int, int], tolerance: int = 24) -> np.ndarray:
+def mask_from_point(img: np.ndarray, point: tuple[int, int], tolerance: int = 10) -> np.ndarray:
     """Flood fill of similar colour from ``point`` (x, y)."""
     h, w = img.shape[:2]
     x, y = point
     if not (0 <= x < w and 0 <= y < h):
         raise InputError("point", f"point {point} is outside the {w}×{h} image")
     ff = np.zeros((h + 2, w + 2), np.uint8)
-    flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (255 << 8)
+    # floating range (neighbour to neighbour): follows shading gradients, stops at edges
+    flags = 4 | cv2.FLOODFILL_MASK_ONLY | (255 << 8)
     cv2.floodFill(img.copy(), ff, (x, y), 0, (tolerance,) * 3, (tolerance,) * 3, flags)
     return ff[1:-1, 1:-1] > 0
 

@@ -171,7 +171,8 @@ def overlay(clip: np.ndarray, mask: np.ndarray) -> np.ndarray:
     out = clip.astype(np.float32).copy()
     out[:, mask] = out[:, mask] * 0.6 + np.array([0, 255, 0], np.float32) * 0.4
     big = upscale(np.clip(out, 0, 255).astype(np.uint8))
-    edge = cv2.morphologyEx(upscale(mask[None].astype(np.uint8))[0], cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    big_mask = upscale(mask[None, :, :, None].astype(np.uint8))[0, :, :, 0]  # (H·k, W·k)
+    edge = cv2.morphologyEx(big_mask, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
     big[:, edge] = (255, 255, 255)
     return big
 

@@ -123,6 +123,7 @@ def build_queue_panel(ctx: ApiContext, selected) -> QueuePanel:
 
     gr.Markdown("### Queue")
     table = gr.Dataframe(headers=view.QUEUE_COLUMNS, value=_dataframe([]), interactive=False, wrap=True,
+                         column_widths=["15%", "22%", "15%", "6%", "10%", "22%", "10%"],
                          elem_id="queue-table", max_height=320)
     ids = gr.State([])
     memo = gr.State({})

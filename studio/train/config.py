@@ -87,7 +87,7 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, ge=1)
     seed: int = Field(0, ge=0)
     mixed_precision: Literal["no", "bf16"] = "no"
-    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the global grad norm (null: no clipping).")
+    max_grad_norm: float | None = Field(1.0, ge=0, description="Clip the global grad norm (0 or null: no clipping).")
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu"] = "auto"
     find_unused_parameters: bool = False  # DDP: set when the objective leaves some trainable weights unused

@@ -47,8 +47,17 @@ class Mlp(nn.Module):
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``x·(1 + scale) + shift`` with (B, D) shift/scale broadcast over tokens."""
-    return torch.addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1))
+    """``x·(1 + scale) + shift`` with (B, D) shift/scale broadcast over tokens.
+
+    shift/scale are cast to x's dtype first: under autocast they come out of a bf16 Linear while x
+    (a LayerNorm output) is float32, and mixed-dtype ``addcmul`` is several times slower on CPU.
+    """
+    return torch.addcmul(shift.unsqueeze(1).to(x.dtype), x, 1 + scale.unsqueeze(1).to(x.dtype))
+
+
+def gated_residual(x: torch.Tensor, gate: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``x + gate·h``; the product stays in h's dtype (bf16 under autocast), as cheap as it gets."""
+    return x + gate.unsqueeze(1) * h
 
 
 class DiTBlock(nn.Module):
@@ -93,11 +102,11 @@ class DiTBlock(nn.Module):
         mod = self.adaLN_modulation(F.silu(c))  # (B, 6D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=1)
         h = self.attn(modulate(self.norm1(x), shift_msa, scale_msa), grid=grid)
-        x = torch.addcmul(x, gate_msa.unsqueeze(1), h)  # x + gate·attn
+        x = gated_residual(x, gate_msa, h)
         if self.cross_attn is not None and context is not None:
             x = x + self.cross_attn(self.norm_cross(x), context=context, context_mask=context_mask)
         h = self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return torch.addcmul(x, gate_mlp.unsqueeze(1), h)
+        return gated_residual(x, gate_mlp, h)
 
 
 class FinalLayer(nn.Module):
@@ -203,6 +212,7 @@ class DecoderBlock(nn.Module):
 __all__ = [
     "Mlp",
     "modulate",
+    "gated_residual",
     "DiTBlock",
     "FinalLayer",
     "EncoderBlock",

@@ -75,7 +75,9 @@ class PatchEmbed2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_divisible(x.shape[-2:], (self.patch_size,) * 2, "x")
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, N, D)
+        # contiguous: a transposed token stream stays transposed through every residual add and
+        # makes each LayerNorm (forward and backward) copy it
+        return self.proj(x).flatten(2).transpose(1, 2).contiguous()  # (B, N, D)
 
     def grid(self, x: torch.Tensor) -> tuple[int, int]:
         return x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
@@ -91,7 +93,7 @@ class PatchEmbed3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_divisible(x.shape[-3:], self.patch_size, "x")
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, N, D)
+        return self.proj(x).flatten(2).transpose(1, 2).contiguous()  # (B, N, D), see PatchEmbed2d
 
     def grid(self, x: torch.Tensor) -> tuple[int, int, int]:
         return tuple(s // p for s, p in zip(x.shape[-3:], self.patch_size))  # type: ignore[return-value]

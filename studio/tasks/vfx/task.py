@@ -117,7 +117,7 @@ class VfxTask(Task):
         # 3. measure what came out, 4. write the files
         data = measure(clip, mask, inputs.start, inputs.end)
         data["prompt"] = prompt
-        recipe = {**ctx.recipe, "prompt": prompt}
+        recipe = {**ctx.recipe, "resolved_prompt": prompt}
         return TaskResult(write_outputs(ctx, clip, mask, recipe), data)
 
     def _reference_and_mask(self, inputs: VfxInputs, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -36,12 +36,14 @@ def shapes_dataset(n: int, seed: int = 0, size: int = 32) -> ImageSet:
 
 
 def pretrain(out_dir: Path, steps: int = 1500, batch_size: int = 32, n_images: int = 4096, lr: float = 3e-4,
-             seed: int = 0, log_every: int = 100) -> dict:
-    """Train the base from scratch and save it (diffusers layout: config.json + safetensors + card)."""
+             seed: int = 0, log_every: int = 100, resume: bool = False) -> dict:
+    """Train the base (from scratch, or ``resume`` from ``out_dir``) and save it (diffusers layout:
+    config.json + safetensors + card)."""
     from studio.core.dit import DiT
 
     torch.manual_seed(seed)
-    model = DiT(**BASE_CONFIG)
+    previous = _previous_steps(out_dir) if resume else 0
+    model = DiT.from_pretrained(str(out_dir)) if resume else DiT(**BASE_CONFIG)
     data = shapes_dataset(n_images, seed)
     spec = FinetuneSpec("shapes", MethodSpec("full", lr=lr), steps=steps, batch_size=batch_size, warmup=100,
                         seed=seed)
@@ -58,14 +60,22 @@ def pretrain(out_dir: Path, steps: int = 1500, batch_size: int = 32, n_images: i
     model.eval()
     out_dir = Path(out_dir)
     model.save_pretrained(str(out_dir), safe_serialization=True)
+    total = previous + steps
+    (out_dir / "train_state.json").write_text(json.dumps({"steps": total, "last_run": {"steps": steps, "lr": lr}}))
     card = (f"# {BASE_NAME}\n\nClass-conditional DiT (hidden {BASE_CONFIG['hidden_size']}, depth "
             f"{BASE_CONFIG['depth']}, patch {BASE_CONFIG['patch_size']}, learned σ) pretrained from scratch as "
             f"Diffscaler's frozen base.\n\n- data: {n_images} procedural 32 px images, one filled shape "
             f"(classes: {', '.join(SHAPES)}) on dark textured backgrounds (`studio.data.shapes`)\n"
-            f"- training: {steps} steps, batch {batch_size}, AdamW lr {lr}, 10% label dropout (CFG)\n"
-            f"- wall time: {stats['seconds'] / 60:.1f} min on a shared 2-core CPU (1 thread)\n"
+            f"- training: {total} steps in all (this run: {steps} steps, AdamW lr {lr}), batch {batch_size}, "
+            "10% label dropout (CFG)\n"
+            f"- wall time of this run: {stats['seconds'] / 60:.1f} min on a shared 2-core CPU (1 thread)\n"
             f"- final training loss: {stats['final_loss']:.4f}\n"
             f"- parameters: {sum(p.numel() for p in model.parameters()):,}\n"
             "- made by: `python scripts/finetune_diffscaler.py --pretrain-base`\n")
     (out_dir / "MODEL_CARD.md").write_text(card)
     return stats
+
+
+def _previous_steps(out_dir: Path) -> int:
+    state = Path(out_dir) / "train_state.json"
+    return int(json.loads(state.read_text())["steps"]) if state.is_file() else 0

@@ -21,7 +21,7 @@ from typing import Callable, Literal
 import torch
 
 from studio.diffusion import GaussianTerms, add_noise, diffusion_loss, make_scheduler
-from studio.lora.affiner import DEFAULT_TARGETS, AffinerConfig, TARGET_GROUPS
+from studio.lora.affiner import AffinerConfig, TARGET_GROUPS
 from studio.tasks.diffscaler.data import ImageSet
 from studio.tasks.diffscaler.model import DiffscalerNet
 
@@ -32,8 +32,10 @@ Precision = Literal["bf16", "fp32"]
 @dataclass(frozen=True)
 class MethodSpec:
     kind: MethodKind = "affiner"
-    rank: int = 4  # affiner bottleneck / LoRA rank
-    targets: tuple[str, ...] = DEFAULT_TARGETS + ("final",)
+    rank: int = 1  # affiner bottleneck / LoRA rank
+    # attention + MLP + label table at rank 1 keeps the affiner under 2% of this small base
+    # (per-channel a, b cost 2·out per layer, a larger share the narrower the model)
+    targets: tuple[str, ...] = ("attention", "mlp", "label")
     lr: float = 2e-3
 
 
@@ -79,7 +81,7 @@ def lora_rank_matching(net: DiffscalerNet, affiner_params: int, targets: tuple[s
     """The LoRA rank whose parameter count is closest to an affiner's (LoRA: r·(in+out) a layer)."""
     names = {m for g in targets if g != "label" for m in TARGET_GROUPS[g]}
     per_rank = sum(m.in_features + m.out_features for n, m in net.base.named_modules()
-                   if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in names)
+                   if isinstance(m, torch.nn.Linear) and n.replace(".base_layer", "").rsplit(".", 1)[-1] in names)
     return max(1, round(affiner_params / max(per_rank, 1)))
 
 
@@ -156,7 +158,7 @@ def load_config(path: str) -> tuple[FinetuneSpec, dict]:
         model_config = ConfigDict(extra="forbid")
         kind: MethodKind = "affiner"
         rank: int = 1
-        targets: list[str] = list(DEFAULT_TARGETS + ("final",))
+        targets: list[str] = list(MethodSpec().targets)
         lr: float = 2e-3
 
     class _Config(BaseModel):

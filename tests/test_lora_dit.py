@@ -81,11 +81,13 @@ def test_dit_lora_train_save_reload_merge(tmp_path):
     teacher = low_rank_teacher(tiny_dit())
     held_out = Distill(teacher, 16, seed=99)
     before = held_out_loss(model, held_out)
-    cfg = TrainConfig(output_dir=tmp_path / "run", max_steps=30, batch_size=8, optimizer={"lr": 1e-2},
-                      mixed_precision="bf16", log={"every": 5, "progress_bar": False})
+    cfg = TrainConfig(output_dir=tmp_path / "run", max_steps=20, batch_size=8, optimizer={"lr": 1.5e-2},
+                      log={"every": 5, "progress_bar": False})
     result = Trainer(model, distill_objective, Distill(teacher, 48, seed=0), cfg).train()
     model.eval()
-    assert held_out_loss(model, held_out) < 0.5 * before  # the adapter learned the low-rank change
+    after = held_out_loss(model, held_out)
+    print(f"held-out distillation MSE {before:.3e} -> {after:.3e}")
+    assert after < 0.5 * before  # the adapter learned the low-rank change
     tuned = model(x, t, y)
     assert not torch.allclose(tuned, base_out)
     lora.save_adapter(model, "colours", tmp_path / "adapters" / "colours",

@@ -260,3 +260,12 @@ def test_callback_can_stop_and_bad_loss_is_caught(tmp_path):
     frozen = make_model().requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         Trainer(frozen, mse, Regression(), config(tmp_path / "f")).train()
+
+
+def test_import_is_lazy():
+    import subprocess
+    import sys
+
+    code = "import sys, studio.train; print('accelerate' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -354,6 +354,7 @@ def worker(
     cancel_grace: float = typer.Option(10.0, "--cancel-grace", min=0.0, help="Seconds before a job ignoring cancel is killed."),
     heartbeat_timeout: float = typer.Option(60.0, "--heartbeat-timeout", min=1.0),
     cache_mb: int = typer.Option(4096, "--cache-mb", min=1, help="Model cache budget per worker."),
+    preload: bool = typer.Option(True, "--preload/--no-preload", help="Import every plugin in each worker at start."),
 ) -> None:
     """Run the job coordinator and its workers without the HTTP server (Ctrl-C stops)."""
     import signal
@@ -368,7 +369,7 @@ def worker(
         _fail(f"--executor: expected local or ray, got {executor!r}")
     service = JobService(db or default_db_path(), outputs or outputs_dir(), executor=executor, workers=workers,
                          device=device, ray_address=ray_address, cancel_grace_s=cancel_grace,
-                         heartbeat_timeout_s=heartbeat_timeout, cache_budget_mb=cache_mb)
+                         heartbeat_timeout_s=heartbeat_timeout, cache_budget_mb=cache_mb, preload_plugins=preload)
     try:
         service.start()
     except CoordinatorLocked as exc:

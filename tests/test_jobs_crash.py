@@ -34,7 +34,7 @@ def test_kill9_coordinator_loses_no_job(tmp_path, gradient_task):
     db, outputs = tmp_path / "jobs.db", tmp_path / "outputs"
     coordinator = subprocess.Popen(
         [str(Path(sys.executable).parent / "studio"), "worker", "--db", str(db), "--outputs", str(outputs),
-         "--heartbeat-timeout", "30"],
+         "--heartbeat-timeout", "30", "--no-preload"],
         stdout=subprocess.DEVNULL, stderr=open(tmp_path / "coordinator.log", "w"), env=os.environ.copy(),
     )
     try:
@@ -58,7 +58,7 @@ def test_kill9_coordinator_loses_no_job(tmp_path, gradient_task):
     _wait(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), 30, "orphan exit")
 
     assert staged  # the killed run had a half-written staging folder…
-    with JobService(db, outputs, workers=1) as service:
+    with JobService(db, outputs, workers=1, preload_plugins=False) as service:
         done = {j["id"]: _wait(lambda j=j: (x := service.queue.get(j["id"]))["status"] in ("succeeded", "failed") and x,
                                240, "jobs to finish") for j in jobs}
     assert all(d["status"] == "succeeded" for d in done.values()), [d["error"] for d in done.values()]

@@ -28,7 +28,7 @@ def _wait(cond, timeout, what):
 def test_ray_executor_runs_cancels_and_replaces_stuck_actors(tmp_path, gradient_task):
     inputs = {"steps": 3, "colour": "red"}
     with JobService(tmp_path / "jobs.db", tmp_path / "outputs", executor="ray", workers=1,
-                    cancel_grace_s=1.0) as service:
+                    cancel_grace_s=1.0, preload_plugins=False) as service:
         q = service.queue
         done_of = lambda jid: (j := q.get(jid))["status"] in ("succeeded", "failed", "canceled") and j  # noqa: E731
         first = q.submit("test_gradient", inputs)

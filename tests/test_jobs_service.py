@@ -27,7 +27,7 @@ def service(tmp_path_factory):
     load_extra_tasks(EXTRA)
     root = tmp_path_factory.mktemp("svc")
     svc = JobService(root / "jobs.db", root / "outputs", workers=1, cancel_grace_s=1.0,
-                     heartbeat_timeout_s=3.0, heartbeat_s=0.2).start()
+                     heartbeat_timeout_s=3.0, heartbeat_s=0.2, preload_plugins=False).start()
     _wait(lambda: all(w["ready"] for w in svc.workers_info()), 120, "worker ready")
     yield svc
     svc.stop()

@@ -41,6 +41,7 @@ class WorkerConfig:
     heartbeat_s: float = 1.0
     extra_tasks: str = ""
     sys_path: tuple[str, ...] = ()
+    preload: bool = True  # import every plugin before the first job (faster first job, more idle memory)
 
 
 def devices_for(device: str, workers: int) -> list[str]:
@@ -93,7 +94,8 @@ def _worker_main(conn: Connection, cancel_buf: Any, config: WorkerConfig, device
     from studio.jobs.plugins import all_tasks
     from studio.jobs.worker import JobWorker
 
-    all_tasks()  # import plugins before the first job so its start is not an import
+    if config.preload:
+        all_tasks()  # import plugins before the first job so its start is not an import
     worker = JobWorker(config.outputs_dir, device, config.dtype, config.cache_budget_bytes, config.heartbeat_s)
     send({"kind": "ready", "pid": os.getpid(), "t": time.time()})
     while True:

@@ -16,6 +16,7 @@ from studio.tasks.base import Task
 log = logging.getLogger(__name__)
 ENV = "STUDIO_EXTRA_TASKS"
 _done: set[str] = set()
+_extra: dict[str, Task] = {}  # name -> task loaded from STUDIO_EXTRA_TASKS
 
 
 def load_extra_tasks(spec: str | None = None) -> list[str]:
@@ -32,6 +33,7 @@ def load_extra_tasks(spec: str | None = None) -> list[str]:
             obj = getattr(importlib.import_module(module_name), attr)
             task = obj() if isinstance(obj, type) else obj
             registry.register(task)
+            _extra[task.name] = task
             names.append(task.name)
             _done.add(target)
         except Exception as exc:  # fault isolation, like the registry's own plugins
@@ -43,6 +45,8 @@ def get_task(name: str) -> Task:
     from studio.tasks.registry import get_task as _get
 
     load_extra_tasks()
+    if name in _extra:  # without a registry scan: a worker running only these never imports every plugin
+        return _extra[name]
     return _get(name)
 
 

@@ -33,7 +33,8 @@ class _RayWorker:
         from studio.jobs.plugins import all_tasks
         from studio.jobs.worker import JobWorker
 
-        all_tasks()
+        if config.preload:
+            all_tasks()
         self.worker = JobWorker(config.outputs_dir, device, config.dtype, config.cache_budget_bytes, config.heartbeat_s)
         self.messages = messages
         self.cancel_id: str | None = None

@@ -34,7 +34,7 @@ class JobService:
                  workers: int = 1, device: str = "cpu", ray_address: str | None = None,
                  cancel_grace_s: float = 10.0, heartbeat_timeout_s: float = 60.0,
                  cache_budget_mb: int = 4096, dtype: str = "float32", max_attempts: int = 5,
-                 heartbeat_s: float = 1.0):
+                 heartbeat_s: float = 1.0, preload_plugins: bool = True):
         if executor not in ("local", "ray"):
             raise ValueError(f"executor: expected 'local' or 'ray', got {executor!r}")
         self.db_path = Path(db_path)
@@ -48,7 +48,7 @@ class JobService:
         self.config = WorkerConfig(
             outputs_dir=str(self.outputs_dir), dtype=dtype, cache_budget_bytes=int(cache_budget_mb) << 20,
             heartbeat_s=heartbeat_s, extra_tasks=os.environ.get("STUDIO_EXTRA_TASKS", ""),
-            sys_path=tuple(sys.path),
+            sys_path=tuple(sys.path), preload=preload_plugins,
         )
         self.db = JobDB(self.db_path)
         self._wake_r, self._wake_w = os.pipe()

@@ -129,6 +129,8 @@ class Trainer:
         """Run to ``config.max_steps`` (or stop after step ``stop_at`` with a checkpoint, as a
         preempted job would; ``config.resume = "latest"`` continues from there)."""
         cfg = self.config
+        if hasattr(self, "optimizer"):
+            raise RuntimeError("a Trainer runs once; build a new one (with resume=\"latest\") to continue")
         end = cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps)
         # 1. seed, optimizer, schedule, EMA, accelerate wrapping
         self._setup()

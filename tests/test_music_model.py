@@ -1,5 +1,6 @@
 """Theme Transformer layers: the gate's behaviour, XOR layers, KV-cache decode == full forward."""
 
+import pytest
 import torch
 
 from studio.autoregressive import DecodeSpec, SamplingSpec, generate
@@ -9,6 +10,15 @@ from studio.tasks.music.stepper import BaselineStepper, ThemeStepper
 from studio.tasks.music.vocab import VOCAB
 
 D, H = 32, 4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small ops on a CPU shared with other jobs: one thread avoids OpenMP oversubscription
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _randomize(module, seed=0):

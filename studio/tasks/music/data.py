@@ -1,9 +1,10 @@
 """Corpus: music21's bundled folk tunes and chorales -> songs -> cached, split, windowed.
 
 Subset (stated in ``datasets/music/README.md``): Ryan's Mammoth Collection (folk tunes, melody
-only), the Bach chorales (soprano = melody, alto/tenor/bass = accompaniment), O'Neill's 1850 and
-the Essen folksong sample. Palestrina/Monteverdi/Trecento are left out: polyphony with no melody
-track. Conversion is slow on this CPU, so songs are cached as gzipped JSON lines.
+only) and the Bach chorales (soprano = melody, alto/tenor/bass = accompaniment). The Essen and
+O'Neill files are whole collections (hundreds of tunes per file) that take music21 many minutes
+each, and Palestrina/Monteverdi/Trecento are polyphony with no melody track: left out by
+default. Conversion is slow on this CPU, so songs are cached as gzipped JSON lines.
 
 The split is by piece and deterministic: sha1 of the piece id decides train (90%), val (5%),
 test (5%); ``datasets/music/split.json`` records it.
@@ -25,7 +26,7 @@ from studio.tasks.music.tokenizer import Note, Song, TokenizeError, song_from_mi
 
 log = logging.getLogger(__name__)
 
-CORPUS_SOURCES = ("ryansMammoth", "bach", "oneills1850", "essenFolksong")
+CORPUS_SOURCES = ("ryansMammoth", "bach")
 MIN_BARS = 8
 MIN_MELODY_NOTES = 16
 MAX_SCORES_PER_FILE = 8  # ABC files of collections hold several tunes (music21 Opus)
@@ -167,11 +168,24 @@ def load_split(records: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-if __name__ == "__main__":  # python -m studio.tasks.music.data  (builds the cache)
+def merge_caches(parts: list[Path], out: Path | None = None) -> Path:
+    """Join per-source caches (built in parallel) into one cache + split manifest."""
+    out = out or cache_path()
+    records = [r for p in parts for r in read_songs(p)]
+    write_songs(out, records)
+    write_split(out.parent / "split.json", [r["id"] for r in records])
+    return out
+
+
+if __name__ == "__main__":  # python -m studio.tasks.music.data [SOURCE OUT]  (builds the cache)
     import sys
     import time
 
     logging.basicConfig(level=logging.WARNING)
     t = time.time()
-    path = build_cache(limit=int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    if len(sys.argv) == 3:
+        path = Path(sys.argv[2])
+        write_songs(path, list(iter_corpus((sys.argv[1],))))
+    else:
+        path = build_cache()
     print(f"wrote {path} in {time.time() - t:.0f}s")

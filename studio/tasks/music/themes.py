@@ -127,7 +127,7 @@ def train_retriever(songs: list[Song], spec: RetrieverTrainSpec = RetrieverTrain
         opt.step()
         sched.step()
         if log is not None and (step % 100 == 0 or step == spec.steps - 1):
-            log(step, float(loss))
+            log(step, float(loss.detach()))
     return enc.eval()
 
 
@@ -162,13 +162,20 @@ def _non_overlapping(bars: list[int], dist: list[float], width: int) -> list[int
     return sorted(kept)
 
 
+def song_segments(song: Song) -> list[Segment]:
+    return [s for s in melody_segments(song) if len(s.notes) >= 2]
+
+
 def find_theme(song: Song, encoder: MelodyEncoder, eps: float | None = None, min_occurrences: int = 2) -> ThemeResult | None:
     """The largest DBSCAN cluster of the song's 2-bar melody segments, or None if nothing recurs."""
-    segs = [s for s in melody_segments(song) if len(s.notes) >= 2]
+    segs = song_segments(song)
     if len(segs) < 2:
         return None
-    emb = embed(encoder, segs)
-    labels = cluster_segments(emb, eps if eps is not None else encoder.config.eps)
+    return theme_from_embeddings(segs, embed(encoder, segs), eps if eps is not None else encoder.config.eps, min_occurrences)
+
+
+def theme_from_embeddings(segs: list[Segment], emb: np.ndarray, eps: float, min_occurrences: int = 2) -> ThemeResult | None:
+    labels = cluster_segments(emb, eps)
     best = None
     for lab in set(labels.tolist()) - {-1}:
         idx = np.flatnonzero(labels == lab)

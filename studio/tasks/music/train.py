@@ -27,7 +27,7 @@ class ModelSection(Section):
 
 
 class DataSection(Section):
-    sources: list[str] = ["ryansMammoth", "bach", "oneills1850", "essenFolksong"]
+    sources: list[str] = ["ryansMammoth", "bach"]
     cache: str | None = None  # a corpus.jsonl.gz; default datasets/music/corpus.jsonl.gz (built if missing)
     midi_folder: str | None = None  # train on a user's MIDI folder instead of the corpus
     limit: int | None = Field(None, ge=1, description="Use at most this many training songs.")
@@ -53,51 +53,78 @@ class MusicTrainConfig(TrainConfig):
     retriever: RetrieverSection = RetrieverSection()
     export: ExportSection = ExportSection()
     baseline_steps: int | None = Field(None, ge=1, description="Baseline optimizer steps (default: max_steps).")
+    threads: int | None = Field(1, ge=1, description="torch threads; 1 is fastest on a CPU shared with other jobs.")
 
 
-def main(config_path: str | Path) -> dict:
-    return run(load_config(config_path, MusicTrainConfig))
+PARTS = ("retriever", "theme", "baseline", "export")
+
+
+def main(config_path: str | Path, parts: tuple[str, ...] = PARTS) -> dict:
+    return run(load_config(config_path, MusicTrainConfig), parts)
 
 
 def log(msg: str) -> None:
     print(f"[music] {msg}", flush=True)
 
 
-def run(cfg: MusicTrainConfig) -> dict:
+def run(cfg: MusicTrainConfig, parts: tuple[str, ...] = PARTS) -> dict:
+    """Each part leaves its result in ``output_dir`` so parts can run as separate processes
+    (the two models train side by side after the retriever)."""
+    from studio.core.checkpoint import load_model, save_model
     from studio.tasks.music import data as D
+    from studio.tasks.music.themes import MelodyEncoder
     from studio.tasks.music.windows import encode_song
 
-    t_start = time.time()
+    bad = set(parts) - set(PARTS)
+    if bad:
+        raise ValueError(f"parts: unknown {sorted(bad)}; choose from {PARTS}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    info: dict = {"config": cfg.to_json_dict()}
     # 1. corpus and split
     records = _records(cfg)
     split = D.load_split(records)
     if cfg.data.limit:
         split["train"] = split["train"][: cfg.data.limit]
-    info["songs"] = {k: len(v) for k, v in split.items()}
-    log(f"songs {info['songs']}")
-    # 2. theme retriever (contrastive) + eps from planted pieces
-    t = time.time()
-    encoder, retr = _train_retriever(cfg, split)
-    info["retriever"] = {**retr, "seconds": round(time.time() - t)}
-    # 3. theme labels for every song
-    labels = _label_themes(encoder, records)
-    (out / "themes.json").write_text(json.dumps(labels))
+    # 2. theme retriever (contrastive) + eps from planted pieces, then theme labels for every song
+    if "retriever" in parts:
+        t = time.time()
+        encoder, retr = _train_retriever(cfg, split)
+        save_model(encoder, out / "retriever", metadata={"task": "music", "kind": "retriever"})
+        labels = _label_themes(encoder, records)
+        _atomic_json(out / "themes.json", labels)
+        info = {"config": cfg.to_json_dict(), "songs": {k: len(v) for k, v in split.items()},
+                "retriever": {**retr, "seconds": round(time.time() - t)}}
+        _atomic_json(out / "retriever_info.json", info)
+    labels = json.loads((out / "themes.json").read_text())
     for r in records:
         r["song"].themes = [(b, b + 2) for b in labels.get(r["id"], [])]
-    info["songs_with_theme"] = {k: sum(1 for r in v if r["song"].themes) for k, v in split.items()}
-    log(f"songs with a theme {info['songs_with_theme']}")
-    enc = {k: [e for e in (encode_song(r["song"]) for r in v) if e is not None] for k, v in split.items()}
-    # 4. both models on the same windows
-    info["theme_model"] = _train_model(cfg, enc, baseline=False)
-    info["baseline_model"] = _train_model(cfg, enc, baseline=True)
-    info["seconds_total"] = round(time.time() - t_start)
-    # 5. export
-    _export(cfg, info, encoder)
-    (out / "train_info.json").write_text(json.dumps(info, indent=1, default=str))
+    with_theme = {k: sum(1 for r in v if r["song"].themes) for k, v in split.items()}
+    log(f"songs {({k: len(v) for k, v in split.items()})}, with a theme {with_theme}")
+    # 3. the two models (same windows, same steps)
+    if "theme" in parts or "baseline" in parts:
+        enc = {k: [e for e in (encode_song(r["song"]) for r in v) if e is not None] for k, v in split.items()}
+        for name in ("theme", "baseline"):
+            if name in parts:
+                res = _train_model(cfg, enc, baseline=name == "baseline")
+                save_model(res.pop("model"), out / name / "final")
+                _atomic_json(out / f"{name}_info.json", res)
+    # 4. export: shipped folders with cards
+    if "export" not in parts:
+        return {}
+    info = json.loads((out / "retriever_info.json").read_text())
+    info["songs_with_theme"] = with_theme
+    info["theme_model"] = json.loads((out / "theme_info.json").read_text())
+    info["baseline_model"] = json.loads((out / "baseline_info.json").read_text())
+    _export(cfg, info, load_model(MelodyEncoder, out / "retriever"), out)
     return info
+
+
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    tmp.replace(path)
 
 
 def _records(cfg: MusicTrainConfig) -> list[dict]:
@@ -114,17 +141,19 @@ def _records(cfg: MusicTrainConfig) -> list[dict]:
 
 def _train_retriever(cfg: MusicTrainConfig, split: dict):
     from studio.tasks.music import planted as P
-    from studio.tasks.music.themes import RetrieverTrainSpec, find_theme, train_retriever
+    from studio.tasks.music.themes import RetrieverTrainSpec, embed, song_segments, theme_from_embeddings, train_retriever
 
     spec = RetrieverTrainSpec(steps=cfg.retriever.steps, batch=cfg.retriever.batch, seed=cfg.seed)
     songs = [r["song"] for r in split["train"]]
     encoder = train_retriever(songs, spec, log=lambda s, l: log(f"retriever step {s} loss {l:.3f}"))
     pieces = P.make_planted([r["song"] for r in split["val"]] or songs, cfg.retriever.planted_pieces, seed=cfg.seed + 1)
+    segs = [song_segments(pc.song) for pc in pieces]
+    embs = [embed(encoder, s) for s in segs]
     scores = {}
     for eps in cfg.retriever.eps_grid:
         f1s = []
-        for pc in pieces:
-            res = find_theme(pc.song, encoder, eps=eps)
+        for pc, sg, em in zip(pieces, segs, embs):
+            res = theme_from_embeddings(sg, em, eps)
             f1s.append(P.f1(res.occurrences if res else [], pc.occurrences))
         scores[eps] = float(np.mean(f1s))
     best = max(scores, key=scores.get)
@@ -185,19 +214,22 @@ def _train_model(cfg: MusicTrainConfig, enc: dict, baseline: bool) -> dict:
             "loss_curve": str(result.loss_curve) if result.loss_curve else None}
 
 
-def _export(cfg: MusicTrainConfig, info: dict, encoder) -> None:
-    from studio.core.checkpoint import save_model
+def _export(cfg: MusicTrainConfig, info: dict, encoder, out: Path) -> None:
+    from studio.core.checkpoint import load_model, save_model
     from studio.paths import home
     from studio.tasks.music.card import write_card
+    from studio.tasks.music.model import PromptDecoder, ThemeTransformer
 
-    for key, folder in (("theme_model", cfg.export.theme_dir), ("baseline_model", cfg.export.baseline_dir)):
-        model = info[key].pop("model")
+    for key, cls, name, folder in (("theme_model", ThemeTransformer, "theme", cfg.export.theme_dir),
+                                   ("baseline_model", PromptDecoder, "baseline", cfg.export.baseline_dir)):
         if not folder:
             continue
+        model = load_model(cls, out / name / "final")
         d = Path(folder) if Path(folder).is_absolute() else home() / folder
         meta = {"task": "music", "kind": key, "steps": info[key]["steps"], "val_loss": info[key]["val_loss"]}
         save_model(model, d, dtype=torch.bfloat16, metadata=meta)
         if key == "theme_model":
-            save_model(encoder, d / "retriever", metadata={"task": "music", "kind": "retriever", **info["retriever"]})
+            save_model(encoder, d / "retriever", metadata={"task": "music", "kind": "retriever",
+                                                           "eps": info["retriever"]["eps"]})
         write_card(d, key, info)
         log(f"exported {key} to {d}")

@@ -354,7 +354,7 @@ def worker(
     cancel_grace: float = typer.Option(10.0, "--cancel-grace", min=0.0, help="Seconds before a job ignoring cancel is killed."),
     heartbeat_timeout: float = typer.Option(60.0, "--heartbeat-timeout", min=1.0),
     cache_mb: int = typer.Option(4096, "--cache-mb", min=1, help="Model cache budget per worker."),
-    preload: bool = typer.Option(True, "--preload/--no-preload", help="Import every plugin in each worker at start."),
+    preload: bool = typer.Option(False, "--preload/--no-preload", help="Import every plugin in each worker at start (faster first job, more idle memory)."),
 ) -> None:
     """Run the job coordinator and its workers without the HTTP server (Ctrl-C stops)."""
     import signal

@@ -34,7 +34,7 @@ class JobService:
                  workers: int = 1, device: str = "cpu", ray_address: str | None = None,
                  cancel_grace_s: float = 10.0, heartbeat_timeout_s: float = 60.0,
                  cache_budget_mb: int = 4096, dtype: str = "float32", max_attempts: int = 5,
-                 heartbeat_s: float = 1.0, preload_plugins: bool = True):
+                 heartbeat_s: float = 1.0, preload_plugins: bool = False):
         if executor not in ("local", "ray"):
             raise ValueError(f"executor: expected 'local' or 'ray', got {executor!r}")
         self.db_path = Path(db_path)

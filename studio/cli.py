@@ -334,13 +334,18 @@ def serve(
     if executor not in ("local", "ray"):
         _fail(f"--executor: expected local or ray, got {executor!r}")
     try:
+        from studio.api.auth import TokenRequired
         from studio.api.server import serve as api_serve
     except ImportError as exc:
         _fail(f"the server needs the web extra ({exc}); install it with: pip install -e '.[web]'", 1)
+    from studio.jobs.errors import CoordinatorLocked
+
     try:
         api_serve(host=host, port=port, token=token, workers=workers, db_path=db, outputs_dir=outputs, executor=executor)
-    except ValueError as exc:
-        _fail(str(exc))
+    except TokenRequired as exc:
+        _fail(f"--token: {exc}")
+    except CoordinatorLocked as exc:
+        _fail(str(exc), 1)
 
 
 @app.command()

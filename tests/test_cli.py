@@ -65,6 +65,8 @@ def test_bad_input_exits_2_naming_the_field(tmp_path, gradient_task):
     assert _run("generate", "test_gradient", "--colour", "pink").exit_code == 2
     unknown = _run("generate", "no_such_task")
     assert unknown.exit_code == 2 and "no_such_task" in unknown.output
+    exposed = _run("serve", "--host", "0.0.0.0", "--db", str(tmp_path / "j.db"))
+    assert exposed.exit_code == 2 and "--token" in exposed.output  # refused before anything starts
     missing = _run("generate", "--from-metadata", str(tmp_path / "nope.png"))
     assert missing.exit_code == 2 and "--from-metadata" in missing.output
     assert list(tmp_path.rglob("*.png")) == []

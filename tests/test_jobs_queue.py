@@ -103,3 +103,16 @@ def test_a_second_process_sees_the_same_table(tmp_path, gradient_task):
     second = JobQueue(tmp_path / "jobs.db")
     assert second.get(job["id"])["seed"] == 3
     assert second.db.conn().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_one_coordinator_per_database(tmp_path, gradient_task):
+    from studio.jobs.errors import CoordinatorLocked
+    from studio.jobs.service import JobService
+
+    first = JobService(tmp_path / "jobs.db", tmp_path / "out")
+    first._take_lock()
+    try:
+        with pytest.raises(CoordinatorLocked, match="another coordinator"):
+            JobService(tmp_path / "jobs.db", tmp_path / "out").start()
+    finally:
+        first._lock_file.close()

@@ -122,6 +122,8 @@ def _task_command(task: Any):
         cli_type, convert = _cli_type(name, field.annotation)
         converters[name] = convert
         decl = ["--" + name.replace("_", "-")]
+        if typing.get_origin(cli_type) is list and name.endswith("s") and name[:-1] not in fields:
+            decl.append("--" + name[:-1].replace("_", "-"))  # repeatable singular: --adapter a:0.8 --adapter b
         option = typer.Option(None, *decl, help=_help_for(field), show_default=False)
         annotations[name] = Optional[cli_type]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,

@@ -57,6 +57,26 @@ def test_generate_flags_from_schema_and_reproduce_from_metadata(tmp_path, gradie
     assert np.array_equal(np.asarray(Image.open(copy)), np.asarray(Image.open(png)))
 
 
+def test_list_fields_take_repeated_singular_flags(tmp_path, gradient_task, monkeypatch):
+    from studio.tasks import registry
+    from studio.tasks.base import TaskInputs
+
+    class ListInputs(TaskInputs):
+        tags: list[str] = []
+
+    seen = {}
+    monkeypatch.setattr("studio.cli._generate", lambda task, inputs, *a, **k: seen.update(inputs))
+    task = type(gradient_task)()
+    task.Inputs = ListInputs
+    task.name = "list_probe"
+    registry.register(task)
+    try:
+        assert _run("generate", "list_probe", "--tag", "a", "--tags", "b:0.5").exit_code == 0
+    finally:
+        registry.unregister("list_probe")
+    assert seen["tags"] == ["a", "b:0.5"]
+
+
 def test_bad_input_exits_2_naming_the_field(tmp_path, gradient_task):
     bad = _run("generate", "test_gradient", "--steps", "0", "--out", str(tmp_path))
     assert bad.exit_code == 2 and "steps" in bad.output

@@ -7,6 +7,7 @@ torch parameters and buffers reachable from it (an ``nn.Module`` or its attribut
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -93,9 +94,8 @@ def pipeline_nbytes(pipeline: Any) -> int:
 
 
 def _torch_nbytes(pipeline: Any) -> int:
-    try:
-        import torch
-    except ImportError:
+    torch = sys.modules.get("torch")
+    if torch is None:  # a pipeline holding tensors has imported torch already; never import it here
         return 0
     modules = [pipeline] if isinstance(pipeline, torch.nn.Module) else [
         v for v in vars(pipeline).values() if isinstance(v, torch.nn.Module)

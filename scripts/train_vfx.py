@@ -3,6 +3,8 @@
     python scripts/train_vfx.py --config datasets/vfx/configs/base.toml
     python scripts/train_vfx.py --compare full=runs/vfx/base_full factorised=runs/vfx/base_factorised \
         --out models/vfx-base/layouts.json
+    python scripts/train_vfx.py --classifier models/vfx-base/effect_classifier.safetensors
+    python scripts/train_vfx.py --card models/vfx-base
 """
 
 from __future__ import annotations
@@ -12,19 +14,31 @@ from pathlib import Path
 
 import torch
 
-from studio.tasks.vfx.train import compare_bases, main
+from studio.tasks.vfx.train import compare_bases, main, write_base_card
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", help="TOML/YAML training config (see datasets/vfx/configs/base.toml)")
     ap.add_argument("--compare", nargs="+", metavar="LAYOUT=DIR", help="held-out loss of trained bases")
     ap.add_argument("--out", default="layouts.json", help="where --compare writes its JSON")
+    ap.add_argument("--classifier", metavar="FILE", help="train the effect classifier used by the evaluation")
+    ap.add_argument("--card", metavar="MODEL_DIR", help="write MODEL_CARD.md from the records beside the weights")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1 is fastest when other processes share the cores)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.compare:
         print(compare_bases(dict(a.split("=", 1) for a in args.compare), Path(args.out)))
+    elif args.classifier:
+        import json
+
+        from studio.tasks.vfx.classifier import train_classifier
+
+        record = train_classifier(Path(args.classifier))
+        Path(args.classifier).with_suffix(".json").write_text(json.dumps(record, indent=2))
+        print(record)
+    elif args.card:
+        print(write_base_card(Path(args.card)).read_text())
     elif args.config:
         main(args.config)
     else:

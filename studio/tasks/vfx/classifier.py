@@ -46,7 +46,7 @@ def features(frames: torch.Tensor, ref_mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([v * 2 - 1, diff * 4, m * 2 - 1], 1)
 
 
-def train_classifier(out: Path, n_train: int = 1100, n_val: int = 330, steps: int = 400, batch: int = 16,
+def train_classifier(out: Path, n_train: int = 2200, n_val: int = 330, steps: int = 1000, batch: int = 16,
                      seed: int = 0, log=print) -> dict:
     """Train on seed ``seed`` clips, measure on held-out seed ``seed + 1`` clips; save safetensors."""
     torch.manual_seed(seed)

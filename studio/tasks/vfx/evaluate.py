@@ -124,6 +124,10 @@ def run(quick: bool = False) -> dict:
     result.update({"frame_error": round(main["frame_error"], 3), "seconds_error": round(main["seconds_error"], 3),
                    "leakage": round(main["leakage"], 4), "clips": len(clips), "steps": steps, "quick": quick,
                    "goals_met": {k: met(k, main[k]) for k in GOALS}, "seconds": round(time.time() - t0, 1)})
+    if not quick:
+        annotate_cards({MAIN.adapters[0]: main, **{v.adapters[0]: rows[v.label] for v in ABLATION
+                                                   if v.adapters and v.use_mask and v.label in rows}},
+                       {f"vfx-{e}": d["per-effect"] for e, d in per_effect_rows.items()}, len(clips))
     doc = home() / "docs" / "benchmarks" / "vfx.md"
     sheet = contact_sheet(clips, videos_main, doc.parent / "vfx_samples.png")
     write_doc(doc, result, rows, per_effect_rows, sheet)
@@ -141,6 +145,27 @@ def per_effect_comparison(clips, videos_main, classifier, steps) -> dict[str, di
         out[e] = {"mixed": score(sub, [videos_main[i] for i in idx], classifier),
                   "per-effect": score(sub, generate(v, sub, steps), classifier)}
     return out
+
+
+CARD_MARK = "## Measured by `studio eval vfx`"
+
+
+def annotate_cards(all_effects: dict[str, dict], one_effect: dict[str, dict], n_clips: int) -> None:
+    """Append (or replace) the measured section of each evaluated adapter's card."""
+    from studio.lora import resolve_adapter_dir
+
+    for name, r in {**all_effects, **one_effect}.items():
+        card = resolve_adapter_dir(name) / "ADAPTER_CARD.md"
+        if not card.is_file():
+            continue
+        text = card.read_text().split(CARD_MARK)[0].rstrip()
+        scope = "its effect's held-out clips" if name in one_effect else f"{n_clips} held-out clips, all effects"
+        text += (f"\n\n{CARD_MARK} ({scope})\n\n"
+                 f"- T-IoU {r['t_iou']:.3f}, frame error {r['frame_error']:.2f} frames ({r['frame_error_pct']:.1f}% "
+                 f"of the clip, {r['seconds_error']:.2f} s)\n"
+                 f"- mask precision {r['mask_precision']:.3f}, leakage {r['leakage']:.3f}\n"
+                 f"- effect accuracy {r['effect_accuracy']:.3f}\n")
+        card.write_text(text)
 
 
 def met(key: str, value: float) -> bool:

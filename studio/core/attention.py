@@ -229,14 +229,18 @@ class LinearKernel(nn.Module):
             raise ValueError("attn_mask: the linear kernel takes only a key padding mask")
         if grid is None or len(grid) != self.grid_dims:
             raise ValueError(f"grid: the linear kernel needs the {self.grid_dims}D token grid, got {grid}")
-        o = linear_attention(q, k, v, key_mask, self.eps)  # (B, h, N, dh)
-        return _merge_heads(o) + self._dwc(v, grid)
+        o = _merge_heads(linear_attention(q, k, v, key_mask, self.eps))  # (B, N, C)
+        conv = self._dwc(v, grid)  # (B, N, C)
+        return o.add_(conv) if not (o.requires_grad or conv.requires_grad) else o + conv
 
     def _dwc(self, v: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
         B, h, N, d = v.shape
         if N != _prod(grid):
             raise ValueError(f"grid: {grid} has {_prod(grid)} cells but there are {N} tokens")
-        vg = v.permute(0, 1, 3, 2).reshape(B, h * d, *grid)  # (B, C, [T,] H, W)
+        # (B, h, N, d) → (B, N, C) → (B, C, [T,] H, W): views of to_v's output when it is contiguous
+        # (a channels-last image), which the conv takes as is and returns channels-last, so the
+        # way back to tokens is a view too
+        vg = v.transpose(1, 2).reshape(B, N, h * d).transpose(1, 2).reshape(B, h * d, *grid)
         return self.dwc(vg).flatten(2).transpose(1, 2)  # (B, N, C)
 
 
@@ -256,9 +260,12 @@ def linear_attention(
             kf = kf * _as_bool(key_mask, "key mask")[:, None, :, None]  # padded keys contribute nothing
         kv = kf.transpose(-2, -1) @ vf  # (B, h, d, d)
         k_sum = kf.sum(dim=2)  # (B, h, d)
+        del kf, vf  # without autograd this frees an N-sized buffer before the next one is made
         num = qf @ kv  # (B, h, N, d)
         den = (qf @ k_sum.unsqueeze(-1)).clamp_min(0) + eps  # (B, h, N, 1)
-        return (num / den).to(out_dtype)
+        # in place when no graph needs ``num`` (inference): one N-sized buffer less at the peak
+        out = num.div_(den) if not num.requires_grad else num / den
+        return out.to(out_dtype)
 
 
 def _prod(xs) -> int:
@@ -269,6 +276,14 @@ def _prod(xs) -> int:
 
 
 # ----------------------------------------------------------------------------- projections
+
+
+def _autocast_once(t: torch.Tensor | None) -> torch.Tensor | None:
+    """Under autocast, cast an input shared by several projections once instead of once per Linear
+    (the autocast dtype is still the one chosen at the edge; this only reads it)."""
+    if t is None or not t.is_floating_point() or not torch.is_autocast_enabled(t.device.type):
+        return t
+    return t.to(torch.get_autocast_dtype(t.device.type))
 
 
 class Attention(nn.Module):
@@ -308,6 +323,7 @@ class Attention(nn.Module):
         positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, N, _ = x.shape
+        x, context = _autocast_once(x), _autocast_once(context)
         q = self._heads(self.to_q(x), self.norm_q)  # (B, h, N, dh)
         cross = context is not None or (kv_cache is not None and kv_cache.static)
         if cross and kv_cache is not None and kv_cache.static and kv_cache.k is not None:

@@ -12,6 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="TOML: dataset, steps, method.kind/rank/targets/lr, base, out")
     p.add_argument("--pretrain-base", action="store_true", help="train models/diffscaler-base first")
     p.add_argument("--base-steps", type=int, default=1500)
+    p.add_argument("--base-lr", type=float, default=3e-4)
+    p.add_argument("--base-resume", action="store_true", help="continue training the saved base")
     args = p.parse_args(argv)
     if not args.config and not args.pretrain_base:
         p.error("give --config and/or --pretrain-base")
@@ -22,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         from studio.paths import models_dir
         from studio.tasks.diffscaler.base import BASE_NAME, pretrain
 
-        print(pretrain(models_dir() / BASE_NAME, steps=args.base_steps))
+        print(pretrain(models_dir() / BASE_NAME, steps=args.base_steps, lr=args.base_lr, resume=args.base_resume,
+                       seed=1 if args.base_resume else 0))
     if args.config:
         from studio.tasks.diffscaler.train import main as finetune
 

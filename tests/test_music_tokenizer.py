@@ -106,3 +106,25 @@ def test_grammar_rejects_out_of_order_events():
     g.advance_many(VOCAB.encode(["Bar_16"]))
     mask = g.allowed(len(VOCAB))
     assert mask[VOCAB.eos] and not mask[VOCAB.id("Bar_16")] and not mask[VOCAB.theme_start]  # no room for a theme
+
+
+def test_training_windows_carry_theme_labels_and_mask_the_prompt(tmp_path):
+    from studio.tasks.music.windows import IGNORE, WindowDataset, collate_baseline, collate_theme, encode_song
+
+    song = song_from_midi(_midi(tmp_path, meter_change=False))
+    song.themes = [(1, 3)]
+    enc = encode_song(song)
+    assert enc is not None and VOCAB.decode(enc.theme)[0] == "Bar_16"
+    assert all(VOCAB.kind[t] in ("Bar", "Position", "MelOn", "Duration", "Velocity") for t in enc.theme)
+    ds = WindowDataset([enc], context=16, transpose=(2, 2))
+    batch = collate_theme([ds[i] for i in range(len(ds))])
+    assert batch["tokens"].shape == batch["gates"].shape == batch["targets"].shape
+    assert (batch["tokens"][:, 1:] == batch["targets"][:, :-1]).logical_or(batch["targets"][:, :-1] == IGNORE).all()
+    assert batch["gates"].sum() > 0  # some windows lie inside the theme region
+    first = ds[0]["ids"]
+    assert VOCAB.decode(first)[4].startswith("MelOn_") and VOCAB.value[first[4]] == 72 + 2  # transposed up 2
+    base = WindowDataset([enc], context=16, transpose=None, baseline=True)
+    b = collate_baseline([base[0]])
+    n_prompt = base[0]["prompt_len"]
+    assert (b["targets"][0, : n_prompt - 1] == IGNORE).all() and b["targets"][0, n_prompt - 1] != IGNORE
+    assert VOCAB.theme_start not in base[0]["ids"]

@@ -20,7 +20,8 @@ def write_card(folder: Path, key: str, info: dict, evaluation: dict | None = Non
         f"# {TITLES[key]}",
         "",
         "Trained by `scripts/train_music.py --config studio/tasks/music/configs/default.toml` on this",
-        "project's CPU (2 shared cores, bf16 autocast). Paper: Theme Transformer, arXiv 2111.04093.",
+        f"project's CPU (2 cores shared with other jobs, {cfg.get('threads') or 'all'} torch thread(s), "
+        f"mixed precision: {cfg['mixed_precision']}). Paper: Theme Transformer, arXiv 2111.04093.",
         "",
         "## Data",
         f"- music21's bundled corpus, sources {', '.join(cfg['data']['sources'])}; songs per split "

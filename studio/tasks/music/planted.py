@@ -36,6 +36,8 @@ def make_planted(songs: list[Song], n: int, seed: int = 0, bars: int = 32, occur
     rng = random.Random(seed)
     pool = {m: segs for m, segs in _pool_by_meter(songs).items() if len(segs) >= bars}
     meters = sorted(pool)
+    if not meters:
+        raise ValueError(f"songs: no meter has the {bars} one-meter 2-bar segments a planted piece needs")
     out = []
     for _ in range(n):
         meter = rng.choice(meters)

@@ -176,9 +176,10 @@ def song_to_events(song: Song) -> list[str]:
         if i in opens:
             events.append("Theme_Start")
         events.append(f"Bar_{length}")
-        if song.tempi[i] != prev_tempo:
-            events.append(f"Tempo_{song.tempi[i]}")
-            prev_tempo = song.tempi[i]
+        tempo = nearest(TEMPI, song.tempi[i])  # songs built by hand may carry any bpm
+        if tempo != prev_tempo:
+            events.append(f"Tempo_{tempo}")
+            prev_tempo = tempo
         pos = None
         for n in by_bar[i]:
             p = n.start - starts[i]

@@ -45,6 +45,7 @@ class RetrieverSection(Section):
 class ExportSection(Section):
     theme_dir: str | None = "models/music-theme"
     baseline_dir: str | None = "models/music-baseline"
+    example_dir: str | None = "examples/music"  # a theme + its source piece from the test split, for the demo
 
 
 class MusicTrainConfig(TrainConfig):
@@ -117,7 +118,10 @@ def run(cfg: MusicTrainConfig, parts: tuple[str, ...] = PARTS) -> dict:
     info["songs_with_theme"] = with_theme
     info["theme_model"] = json.loads((out / "theme_info.json").read_text())
     info["baseline_model"] = json.loads((out / "baseline_info.json").read_text())
-    _export(cfg, info, load_model(MelodyEncoder, out / "retriever"), out)
+    encoder = load_model(MelodyEncoder, out / "retriever")
+    _export(cfg, info, encoder, out)
+    if cfg.export.example_dir:
+        _write_example(encoder, split["test"], Path(cfg.export.example_dir))
     return info
 
 
@@ -146,7 +150,10 @@ def _train_retriever(cfg: MusicTrainConfig, split: dict):
     spec = RetrieverTrainSpec(steps=cfg.retriever.steps, batch=cfg.retriever.batch, seed=cfg.seed)
     songs = [r["song"] for r in split["train"]]
     encoder = train_retriever(songs, spec, log=lambda s, l: log(f"retriever step {s} loss {l:.3f}"))
-    pieces = P.make_planted([r["song"] for r in split["val"]] or songs, cfg.retriever.planted_pieces, seed=cfg.seed + 1)
+    try:
+        pieces = P.make_planted([r["song"] for r in split["val"]], cfg.retriever.planted_pieces, seed=cfg.seed + 1)
+    except ValueError:  # a small validation split: plant into training melodies instead
+        pieces = P.make_planted(songs, cfg.retriever.planted_pieces, seed=cfg.seed + 1)
     segs = [song_segments(pc.song) for pc in pieces]
     embs = [embed(encoder, s) for s in segs]
     scores = {}
@@ -233,3 +240,28 @@ def _export(cfg: MusicTrainConfig, info: dict, encoder, out: Path) -> None:
                                                            "eps": info["retriever"]["eps"]})
         write_card(d, key, info)
         log(f"exported {key} to {d}")
+
+
+def _write_example(encoder, test: list[dict], folder: Path) -> None:
+    """examples/music/{theme,source}.mid: a retrieved theme of a held-out 4/4 folk tune."""
+    from studio.io.media import write_midi
+    from studio.paths import home
+    from studio.tasks.music.themes import find_theme
+    from studio.tasks.music.tokenizer import MELODY, song_to_midi
+
+    folder = folder if folder.is_absolute() else home() / folder
+    for r in test:
+        song = r["song"]
+        if r["source"] != "ryansMammoth" or set(song.bars) != {16}:
+            continue
+        res = find_theme(song, encoder)
+        if res is None or len(res.occurrences) < 3:
+            continue
+        theme = song.slice_bars(res.theme_bar, res.theme_bar + res.bars, tracks=(MELODY,))
+        if len(theme.notes) < 6:
+            continue
+        recipe = {"task": "music", "source": r["id"], "theme_bar": res.theme_bar, "occurrences": res.occurrences}
+        write_midi(folder / "theme.mid", song_to_midi(theme, mark_themes=False), recipe)
+        write_midi(folder / "source.mid", song_to_midi(song, mark_themes=False), recipe)
+        log(f"example theme from {r['id']} bars {res.theme_bar}..{res.theme_bar + res.bars} -> {folder}")
+        return

@@ -133,3 +133,18 @@ def test_parse_adapter_rejects(spec):
     with pytest.raises(InputError) as err:
         parse_adapter(spec)
     assert err.value.field == "adapters"
+
+
+def test_get_task_imports_only_the_named_builtin(monkeypatch, clean_registry):
+    good = types.ModuleType("studio_fake_lazy_good")
+    good.EchoTask = EchoTask
+    monkeypatch.setitem(sys.modules, "studio_fake_lazy_good", good)
+    imported = []
+    real_load = registry._load_target
+    monkeypatch.setattr(registry, "_load_target", lambda t: imported.append(t) or real_load(t))
+    monkeypatch.setattr(
+        registry, "BUILTIN", {"echo-test": "studio_fake_lazy_good:EchoTask", "other": "studio_fake_missing:X"}
+    )
+    first = registry.get_task("echo-test")
+    assert registry.get_task("echo-test") is first  # one instance per process
+    assert imported == ["studio_fake_lazy_good:EchoTask"]

@@ -7,6 +7,7 @@ skipped (ComfyUI's custom nodes work the same way), the others stay available.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from importlib.metadata import entry_points
 
@@ -30,6 +31,7 @@ BUILTIN: dict[str, str] = {
 _registered: dict[str, Task] = {}  # tasks registered in-process (tests, embedding apps)
 _loaded: dict[str, Task] | None = None
 _errors: dict[str, str] = {}
+_singles: dict[str, Task] = {}  # built-ins imported one at a time by get_task
 
 
 def register(task: Task) -> Task:
@@ -53,7 +55,7 @@ def _discover() -> dict[str, Task]:
     for name, target in BUILTIN.items():
         module_name = target.partition(":")[0]
         if importlib.util.find_spec(module_name.rsplit(".", 1)[0]) is None:
-            continue  # plugin not written yet
+            continue  # plugin package not present
         try:
             found[name] = _load_target(target)
         except Exception as exc:  # fault isolation: one broken plugin never hides the others
@@ -73,11 +75,25 @@ def tasks() -> dict[str, Task]:
     """All available tasks by name (built-in, entry points, then in-process registrations)."""
     global _loaded
     if _loaded is None:
-        _loaded = _discover()
+        _loaded = {**_discover(), **_singles}
     return {**_loaded, **_registered}
 
 
 def get_task(name: str) -> Task:
+    """One task by name; a built-in is imported alone (no scan of every plugin and its torch)."""
+    if name in _registered:
+        return _registered[name]
+    if _loaded is not None and name in _loaded:
+        return _loaded[name]
+    if name in _singles:
+        return _singles[name]
+    if _loaded is None and name in BUILTIN and name not in _errors:
+        try:
+            _singles[name] = _load_target(BUILTIN[name])
+            return _singles[name]
+        except Exception as exc:
+            _errors[name] = f"{type(exc).__name__}: {exc}"
+            log.warning("task %r failed to load: %s", name, exc)
     all_tasks = tasks()
     if name not in all_tasks:
         hint = f" (it failed to load: {_errors[name]})" if name in _errors else ""
@@ -95,3 +111,4 @@ def reset() -> None:
     global _loaded
     _loaded = None
     _errors.clear()
+    _singles.clear()

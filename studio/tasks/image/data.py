@@ -11,7 +11,9 @@ Splits are deterministic by seed:
 - ``heldout``: new samples (other seeds) of the same distribution — prompts the model never saw
   as images;
 - ``unseen``: only the (shape, colour) pairs in :data:`UNSEEN_PAIRS` — combinations never seen in
-  training (each shape and each colour was seen, never together).
+  training (each shape and each colour was seen, never together);
+- ``all``: every pair — real data for the *evaluation classifier*, which must recognise the unseen
+  combinations too (trained only on ``train`` it learns "blue is never a star" and misjudges them).
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ POSITIONS: dict[str, tuple[float, float, float, float]] = {
 UNSEEN_PAIRS: frozenset[tuple[str, str]] = frozenset(
     (s, c) for i, s in enumerate(SHAPES) for j, c in enumerate(COLOURS) if (3 * i + j) % 8 == 0
 )
-Split = Literal["train", "heldout", "unseen"]
-SPLITS: tuple[str, ...] = ("train", "heldout", "unseen")
-_SPLIT_STREAM = {"train": 0, "heldout": 1, "unseen": 2}  # independent random streams per split
+Split = Literal["train", "heldout", "unseen", "all"]
+SPLITS: tuple[str, ...] = ("train", "heldout", "unseen", "all")
+_SPLIT_STREAM = {"train": 0, "heldout": 1, "unseen": 2, "all": 3}  # independent random streams per split
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ def random_spec(rng: np.random.Generator, split: Split = "train", fill: str = "s
     """One random spec of ``split``: unseen pairs only in ``unseen``, never in the others."""
     if split == "unseen":
         shape, colour = sorted(UNSEEN_PAIRS)[int(rng.integers(len(UNSEEN_PAIRS)))]
+    elif split == "all":
+        shape, colour = str(rng.choice(SHAPES)), str(rng.choice(list(COLOURS)))
     else:
         while True:
             shape, colour = str(rng.choice(SHAPES)), str(rng.choice(list(COLOURS)))

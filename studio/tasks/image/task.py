@@ -96,8 +96,9 @@ class ImageTask(Task):
         from studio.tasks.image.pipeline import generate_arrays, to_uint8
 
         # 1. the recipe every output carries
-        recipe = {**ctx.recipe, "task": self.name, "model": pipeline.name, "model_hash": pipeline.content_hash,
-                  "adapters": [f"{n}:{w}" for n, w in pipeline.adapters], **inputs.model_dump(), "seed": ctx.seed}
+        recipe = {**ctx.recipe, "task": self.name, "inputs": {**inputs.model_dump(), "seed": ctx.seed},
+                  "model": pipeline.name, "model_hash": pipeline.content_hash,
+                  "adapters": [f"{n}:{w}" for n, w in pipeline.adapters], "seed": ctx.seed}
 
         # 2. progress per denoising step with a preview of the predicted image
         def on_step(i: int, n: int, x0: torch.Tensor) -> None:

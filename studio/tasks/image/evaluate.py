@@ -63,7 +63,7 @@ def steps_share(teacher_curve, lit_curve, teacher_fd: float) -> float | None:
     return None
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, write_cards: bool = False) -> dict:
     from studio.tasks.image.latency import compare, plot
     from studio.tasks.image.pipeline import save_grid
 
@@ -106,6 +106,11 @@ def run(quick: bool = False) -> dict:
         "steps_share_to_teacher_fd": share,
         "lit_time_ratio_vs_dit_4096": r4096,
     }
+    if write_cards:
+        from studio.tasks.image.cards import write_card
+
+        for name in ("image-dit", "image-lit"):
+            write_card(name, result, scores)
     _write_markdown(bench / "image.md", result, scores, curves, lat, real_check, n, steps, guidance, quick,
                     time.time() - t0)
     return result

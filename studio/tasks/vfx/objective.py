@@ -1,7 +1,10 @@
 """What the denoiser models, how a batch becomes a loss, and the sampling-side model function.
 
 Representation (documented choice, VAE-free): the clip is modelled as its *change from the
-reference frame*, ``z = (video − reference) / 2`` in pixel space ([-1, 1] pixels), 32×32, 16 frames.
+reference frame*, ``z = 2·(video − reference)`` in pixel space ([-1, 1] pixels), 32×32, 16 frames.
+The factor 2 (like Stable Diffusion's latent scale) brings moving regions to about unit scale;
+without it the motion (std ≈ 0.07) drowned in the noise already at t ≈ 100 of 1000, so most
+training steps taught nothing.
 Still frames are exactly zero in this space, so "nothing happens before the start" is the easy
 default the model has to be pushed away from, not a detail it has to copy. Decoding adds the
 reference back. Prediction target: the clean latent z0 ("sample" prediction), converted to ε for
@@ -24,6 +27,8 @@ from studio.tasks.vfx.controls import VfxControls
 from studio.tasks.vfx.model import VideoDiT
 
 NOISE = NoiseSpec(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+LATENT_SCALE = 2.0
+Z_MAX = 2.0 * LATENT_SCALE  # |video − reference| ≤ 2 in [-1, 1] pixels
 
 
 def to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
@@ -33,11 +38,11 @@ def to_unit(frames_uint8: torch.Tensor) -> torch.Tensor:
 
 def encode(video: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """(B, 3, T, H, W), (B, 3, H, W) in [-1, 1] → the residual latent z."""
-    return (video - ref[:, :, None]) / 2.0
+    return (video - ref[:, :, None]) * LATENT_SCALE
 
 
 def decode(z: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    return (z * 2.0 + ref[:, :, None]).clamp(-1, 1)
+    return (z / LATENT_SCALE + ref[:, :, None]).clamp(-1, 1)
 
 
 def to_uint8(video: torch.Tensor) -> torch.Tensor:
@@ -45,19 +50,44 @@ def to_uint8(video: torch.Tensor) -> torch.Tensor:
     return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
 
 
-class VfxModel(nn.Module):
-    """The base video DiT (with any peft LoRA injected into it) + optional controls."""
+SIGMA_DATA = 0.5  # std of the residual latent where things move (most of it is exactly 0)
 
-    def __init__(self, dit: VideoDiT, controls: VfxControls | None = None):
+
+def alphas_cumprod() -> torch.Tensor:
+    from studio.diffusion import scheduler_from_spec
+
+    return scheduler_from_spec("ddpm", NOISE).alphas_cumprod.float()
+
+
+class VfxModel(nn.Module):
+    """The base video DiT (with any peft LoRA injected into it) + optional controls, returning ẑ0.
+
+    Preconditioned as in EDM (Karras et al. 2022), written for the VP process x_t = √ᾱ z0 + √(1−ᾱ) ε:
+    ẑ0 = c_skip·x_t + c_out·F(x_t), where c_skip·x_t is the best linear guess of z0 for data of std
+    σ_d and the network F only learns what that guess misses. A zero-initialised F (DiT's final
+    layer) therefore starts at the linear optimum instead of at "predict 0", which at this training
+    budget is the difference between learning and not (measured: 100 steps without it left the
+    held-out loss within 10% of predicting zero).
+    """
+
+    def __init__(self, dit: VideoDiT, controls: VfxControls | None = None, sigma_data: float = SIGMA_DATA):
         super().__init__()
         self.dit = dit
         self.controls = controls
+        self.sigma_data = sigma_data
+        self.register_buffer("alphas_cumprod", alphas_cumprod(), persistent=False)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
         extra = {}
         if self.controls is not None:
             extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"))
-        return self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra)
+        f = self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra)
+        ac = self.alphas_cumprod[t.long()].view(-1, 1, 1, 1, 1)  # (B, 1, 1, 1, 1)
+        s2 = self.sigma_data**2
+        denom = ac * s2 + (1 - ac)
+        c_skip = ac.sqrt() * s2 / denom
+        c_out = self.sigma_data * (1 - ac).sqrt() / denom.sqrt()
+        return c_skip * x.float() + c_out * f.float()
 
 
 @dataclass
@@ -106,7 +136,7 @@ def eps_model_fn(model: VfxModel, scheduler: Any):
 
     def fn(x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
         ac = scheduler.alphas_cumprod.to(x.device, torch.float32)[t.long()].view(-1, 1, 1, 1, 1)
-        z0 = model(x, t, cond).float().clamp(-1, 1)
+        z0 = model(x, t, cond).float().clamp(-Z_MAX, Z_MAX)
         return (x.float() - ac.sqrt() * z0) / (1 - ac).sqrt()
 
     return fn

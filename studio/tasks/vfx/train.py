@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 
@@ -169,6 +170,9 @@ def compare_bases(bases: dict[str, Path], out: Path, val_clips: int = 64) -> dic
                            "train_seconds": rec["train_seconds"], "steps": rec["steps"],
                            "hidden": dit.config.hidden_size, "depth": dit.config.depth}
     results["better"] = min(bases, key=lambda k: results[k]["held_out_loss"])
+    # reference: the loss of predicting "nothing moves" (z0 = 0) on the same clips
+    results["zero_prediction_loss"] = round(float(np.mean([((c.frames.astype(np.float32) - c.frames[:1]) / 255.0) ** 2
+                                                           for c in val.clips])), 5)
     out.write_text(json.dumps(results, indent=2))
     return results
 
@@ -186,7 +190,7 @@ def write_base_card(model_dir: Path) -> Path:
              f"- input: {cfg['sample_frames']} frames × {cfg['sample_size']}² px at 8 fps; image-to-video by channel-"
              "concatenating the reference frame; MiniLM-L6 text tokens (+ pooled vector); two reserved context "
              "slots (zeros) for the controllable adapters' timestamp tokens",
-             "- representation: pixel-space residual from the reference frame, (video − reference)/2; z0-prediction, "
+             "- representation: pixel-space residual from the reference frame, 2·(video − reference); z0-prediction with EDM-style preconditioning, "
              "cosine (squaredcos_cap_v2) 1000-step schedule; sample with DDIM or DPM++",
              f"- data: Open-VFX-mini generic motions ({rec['data']['clips']} clips, seed {rec['data']['seed']}; "
              "slides, turn, grow, shrink, fade, still — no effects: those are the adapters' job)",

@@ -1,0 +1,34 @@
+"""The evaluation's scoring and report on real procedural clips (the upper-bound row)."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.tasks.vfx.classifier import EffectClassifier, features
+from studio.tasks.vfx.evaluate import held_out, score, write_doc
+
+
+def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
+    clips = held_out(1)
+    torch.manual_seed(0)
+    r = score(clips, [c.frames for c in clips], EffectClassifier().eval())
+    assert r["t_iou"] == 1.0 and r["frame_error"] == 0.0 and r["detected_share"] == 1.0
+    assert r["mask_precision"] > 0.97 and r["leakage"] < 0.02
+    assert 0.0 <= r["effect_accuracy"] <= 1.0 and set(r["per_effect_accuracy"]) == {c.effect for c in clips}
+    # a clip where nothing happens is scored as a miss, not as a success
+    still = [np.repeat(c.frames[:1], len(c.frames), 0) for c in clips]
+    r0 = score(clips, still, EffectClassifier().eval())
+    assert r0["t_iou"] == 0.0 and r0["detected_share"] == 0.0
+    result = {"t_iou": 1.0, "frame_error": 0.0, "frame_error_pct": 0.0, "seconds_error": 0.0, "mask_precision": 1.0,
+              "leakage": 0.0, "effect_accuracy": 1.0, "clips": len(clips), "steps": 1, "quick": True, "seconds": 0,
+              "goals_met": {"t_iou": True, "frame_error_pct": True, "mask_precision": True, "effect_accuracy": True}}
+    doc = tmp_path / "vfx.md"
+    write_doc(doc, result, {"real": r, "still": r0}, {}, Path("sheet.png"))
+    text = doc.read_text()
+    assert "| real |" in text and "| still | 0.000 |" in text and "≥ 0.90" in text
+
+
+def test_classifier_features_shape():
+    x = features(torch.zeros(2, 16, 32, 32, 3, dtype=torch.uint8), torch.ones(2, 32, 32, dtype=torch.bool))
+    assert x.shape == (2, 7, 16, 32, 32)

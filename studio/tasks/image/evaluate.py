@@ -54,6 +54,25 @@ def snapshot_fds(run: Path, classifier, held, steps: int, guidance: float) -> li
     return out
 
 
+CURVE_PROMPTS, CURVE_STEPS = 100, 20
+
+
+def curve_for(run_key: str) -> list[tuple[int, float]]:
+    """FD curve of one training run (``RUNS`` key), saved as ``fd_curve.json`` in the run folder."""
+    run = home() / RUNS[run_key]
+    sub = make_split("heldout", CURVE_PROMPTS, seed=EVAL_SEED + 1)
+    curve = snapshot_fds(run, get_classifier(), sub, CURVE_STEPS, 3.0)
+    (run / "fd_curve.json").write_text(json.dumps(curve))
+    return curve
+
+
+def collect_curves() -> dict:
+    paths = {k: home() / p / "fd_curve.json" for k, p in RUNS.items()}
+    if not all(p.exists() for p in paths.values()):
+        return {}
+    return {k: [tuple(x) for x in json.loads(p.read_text())] for k, p in paths.items()}
+
+
 def steps_share(teacher_curve, lit_curve, teacher_fd: float) -> float | None:
     """LiT steps to reach the teacher's final FD, as a share of the teacher's training steps."""
     total = max(s for s, _ in teacher_curve)
@@ -82,11 +101,11 @@ def run(quick: bool = False, write_cards: bool = False) -> dict:
     bench.mkdir(parents=True, exist_ok=True)
     save_grid(np.concatenate([scores["image-dit"]["samples"][:8], scores["image-lit"]["samples"][:8]]),
               bench / "image_samples.png", cols=8, scale=3)
-    # 2. training-efficiency claims (from the training runs' weight snapshots, when present)
-    curves, record_path = {}, home() / "docs" / "benchmarks" / "image_training.json"
-    if all((home() / p / "samples").exists() for p in RUNS.values()):
-        sub = make_split("heldout", 48 if quick else 100, seed=EVAL_SEED + 1)
-        curves = {k: snapshot_fds(home() / p, classifier, sub, steps, guidance) for k, p in RUNS.items()}
+    # 2. training-efficiency claims: FD curves over each run's weight snapshots (computed by
+    #    `scripts/eval_image.py --curve RUN`, one process per run), recorded for fresh installs
+    record_path = bench / "image_training.json"
+    curves = collect_curves()
+    if curves:
         record_path.write_text(json.dumps(curves, indent=2))
     elif record_path.exists():
         curves = {k: [tuple(x) for x in v] for k, v in json.loads(record_path.read_text()).items()}
@@ -152,7 +171,7 @@ def _write_markdown(path: Path, result, scores, curves, lat, real_check, n, step
               ""]
     if curves:
         steps_all = sorted({s for c in curves.values() for s, _ in c})
-        lines += ["## Training efficiency (FD on 100 held-out prompts at each weight snapshot)", "",
+        lines += [f"## Training efficiency (FD on {CURVE_PROMPTS} held-out prompts at each weight snapshot)", "",
                   "Teacher: DiT trained from scratch. Students: LiT with the same config and linear attention, "
                   "trained for the same number of steps as each other: *scratch* (random init), *inherited* "
                   "(all teacher weights but attention Q/K/V/out), *inherited + KD* (plus "

@@ -125,10 +125,10 @@ def test_dit_sdpa_to_linear_inherits_all_but_attention():
 
 
 def test_dit_save_pretrained_roundtrip(tmp_path):
-    model = DiT(**TINY, num_classes=3)
+    model = DiT(**TINY, num_classes=3).eval()  # eval: no random label dropout
     _randomize(model)
     model.save_pretrained(tmp_path)
-    loaded = DiT.from_pretrained(tmp_path)
+    loaded = DiT.from_pretrained(tmp_path).eval()
     x = torch.randn(1, 4, 8, 8)
     torch.testing.assert_close(loaded(x, 7, torch.tensor([1])), model(x, 7, torch.tensor([1])))
 

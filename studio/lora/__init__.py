@@ -10,8 +10,7 @@ Imports are lazy (PEP 562) so ``import studio.lora`` does not pull in peft or to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from studio._lazy import lazy_exports
 
 _EXPORTS = {
     "add_lora": "peft_lora",
@@ -41,17 +40,4 @@ _EXPORTS = {
     "assert_unchanged": "zero_init",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'studio.lora' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"studio.lora.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

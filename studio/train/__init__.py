@@ -9,8 +9,7 @@ Lazy exports (PEP 562) keep ``import studio.train`` free of torch/accelerate unt
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from studio._lazy import lazy_exports
 
 _EXPORTS = {
     "Trainer": "trainer",
@@ -36,17 +35,4 @@ _EXPORTS = {
     "list_checkpoints": "checkpoints",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'studio.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"studio.train.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

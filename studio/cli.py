@@ -235,7 +235,8 @@ class StudioGroup(TyperGroup):
         cmd = super().get_command(ctx, name)
         if cmd is None and name in _plugin_cli_names():
             module = importlib.import_module(f"studio.tasks.{name}.cli")
-            cmd = typer.main.get_command(module.app)
+            # a group even when the plugin has one command, so `studio music themes x.mid` keeps its verb
+            cmd = typer.main.get_group(module.app)
             cmd.name = name
         return cmd
 

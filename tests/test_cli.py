@@ -43,6 +43,18 @@ def test_every_subcommand_has_help(cmd, gradient_task):
     assert "Usage" in result.output
 
 
+PLUGIN_COMMANDS = [["generate", name] for name in ("image", "vfx", "diffscaler", "music")] + [["music", "themes"]]
+
+
+@pytest.mark.parametrize("cmd", PLUGIN_COMMANDS, ids=" ".join)
+def test_every_plugin_command_has_help(cmd):
+    """Each built-in plugin appears in the CLI through its schema; a one-command plugin CLI keeps its verb."""
+    result = _run(*cmd, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+    assert ("--seed" if cmd[0] == "generate" else "SONG") in result.output
+
+
 def test_generate_flags_from_schema_and_reproduce_from_metadata(tmp_path, gradient_task):
     result = _run("generate", "test_gradient", "--steps", "3", "--colour", "red", "--width", "20",
                   "--out", str(tmp_path / "a"), "--json")

@@ -9,13 +9,13 @@ from studio.diffusion import (SAMPLERS, GaussianTerms, KDWeights, add_noise, dif
 MU, S = 0.6, 0.2  # data ~ N(MU, S²) per dimension
 
 
-def oracle(scheduler):
+def oracle(scheduler, mu=MU, s=S):
     """The exact ε-predictor E[ε | x_t] for Gaussian data — a perfect model to test samplers with."""
     ac_all = scheduler.alphas_cumprod.float()
 
     def fn(x, t, cond):
-        ac = ac_all[t.round().long()].view(-1, 1)
-        return (1 - ac).sqrt() * (x - ac.sqrt() * MU) / (ac * S**2 + 1 - ac)
+        ac = ac_all[t.round().long()].view(-1, *[1] * (x.dim() - 1))
+        return (1 - ac).sqrt() * (x - ac.sqrt() * mu) / (ac * s**2 + 1 - ac)
 
     return fn
 
@@ -133,3 +133,20 @@ def test_kd_gradient_does_not_reach_the_teacher():
     loss, _ = hybrid_kd_terms(student, teacher, channels=3)
     loss.backward()
     assert teacher.grad is None and student.grad is not None
+
+
+@pytest.mark.parametrize("name", ["ddim", "ddpm", "dpm++"])
+def test_clip_x0_keeps_samples_in_range(name):
+    # data N(1.2, 0.3²) lie mostly above 1; clipping x0 to ±1 at every step keeps samples ≤ 1
+    sch = make_scheduler(name, clip_x0=1.0)
+    # (B, C, L): diffusers' thresholding needs a spatial axis
+    x = sample(oracle(sch, 1.2, 0.3), (500, 1, 1), sch, steps=20, generator=torch.Generator().manual_seed(0))
+    assert x.max().item() <= 1.0 + 1e-3
+    free = make_scheduler(name)
+    assert sample(oracle(free, 1.2, 0.3), (500, 1, 1), free, steps=20,
+                  generator=torch.Generator().manual_seed(0)).max().item() > 1.3
+
+
+def test_dpm_solver_clips_to_one_only():
+    with pytest.raises(ValueError, match="clip_x0"):
+        make_scheduler("dpm++", clip_x0=0.5)

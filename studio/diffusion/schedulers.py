@@ -30,20 +30,29 @@ class NoiseSpec:
 
 
 def make_scheduler(name: str, num_train_timesteps: int = 1000, beta_schedule: BetaSchedule = "linear",
-                   beta_start: float = 1e-4, beta_end: float = 0.02):
-    """A fresh diffusers scheduler for ``name`` (one of ``SAMPLERS``), ε-prediction."""
+                   beta_start: float = 1e-4, beta_end: float = 0.02, clip_x0: float | None = None):
+    """A fresh diffusers scheduler for ``name`` (one of ``SAMPLERS``), ε-prediction.
+
+    ``clip_x0``: clamp each step's predicted x0 to ±clip_x0 (pixel-space models whose data lie in
+    [-1, 1]; diffusers' ``clip_sample`` / DPM-Solver's thresholding). Euler has no such option.
+    """
     from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
                            EulerDiscreteScheduler)
 
     common = dict(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
                   beta_start=beta_start, beta_end=beta_end, prediction_type="epsilon")
+    clip = dict(clip_sample=clip_x0 is not None, clip_sample_range=clip_x0 or 1.0)
     if name == "ddpm":
-        return DDPMScheduler(**common, variance_type="fixed_small", clip_sample=False)
+        return DDPMScheduler(**common, variance_type="fixed_small", **clip)
     if name == "ddim":
-        return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+        return DDIMScheduler(**common, **clip, set_alpha_to_one=True, timestep_spacing="trailing")
     if name == "dpm++":
+        if clip_x0 not in (None, 1.0):
+            # diffusers' thresholding clips to [-s, s] and divides by s: only s = 1 is a plain clip
+            raise ValueError(f"clip_x0: DPM-Solver++ clips to ±1.0 only, got {clip_x0}")
+        thresh = dict(thresholding=True, sample_max_value=clip_x0, dynamic_thresholding_ratio=1.0) if clip_x0 else {}
         return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
-                                           timestep_spacing="trailing")
+                                           timestep_spacing="trailing", **thresh)
     if name == "euler":
         return EulerDiscreteScheduler(**common, timestep_spacing="trailing")
     raise ValueError(f"sampler: unknown {name!r}; choose from {', '.join(SAMPLERS)}")

@@ -79,7 +79,8 @@ def generate_arrays(model: torch.nn.Module, bank, prompts: list[str], size: int 
         cond, uncond = _pad_same(cond, uncond)
     g = torch.Generator("cpu").manual_seed(seed)
     x_T = torch.randn((B, int(model.config.in_channels), size, size), generator=g)
-    x0 = sample(model_fn_of(model, autocast), tuple(x_T.shape), make_scheduler(sampler), steps, generator=g,
+    # pixel-space model: data live in [-1, 1], so each step's x0 estimate is clipped there
+    x0 = sample(model_fn_of(model, autocast), tuple(x_T.shape), make_scheduler(sampler, clip_x0=1.0), steps, generator=g,
                 guidance=guidance, cond=cond, uncond=uncond, callback=callback, device=device, x_T=x_T)
     return to_uint8(x0)
 

@@ -128,3 +128,13 @@ def test_training_windows_carry_theme_labels_and_mask_the_prompt(tmp_path):
     n_prompt = base[0]["prompt_len"]
     assert (b["targets"][0, : n_prompt - 1] == IGNORE).all() and b["targets"][0, n_prompt - 1] != IGNORE
     assert VOCAB.theme_start not in base[0]["ids"]
+
+
+def test_grammar_makes_occurrences_as_long_as_the_theme():
+    g = RemiGrammar(max_bars=8, meter=16, theme_bars=2)
+    g.advance_many(VOCAB.encode(["BOS", "Theme_Start", "Bar_16", "Position_0", "MelOn_60", "Duration_2", "Velocity_64"]))
+    mask = g.allowed(len(VOCAB))
+    assert not mask[VOCAB.theme_end] and mask[VOCAB.id("Bar_16")]  # one bar in: the theme goes on
+    g.advance_many(VOCAB.encode(["Bar_16", "Position_0", "MelOn_62", "Duration_2", "Velocity_64"]))
+    mask = g.allowed(len(VOCAB))
+    assert mask[VOCAB.theme_end] and not mask[VOCAB.id("Bar_16")]  # two bars in: it must close

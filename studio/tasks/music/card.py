@@ -19,7 +19,9 @@ def write_card(folder: Path, key: str, info: dict, evaluation: dict | None = Non
     lines = [
         f"# {TITLES[key]}",
         "",
-        "Trained by `scripts/train_music.py --config studio/tasks/music/configs/default.toml` on this",
+        "Trained by `scripts/train_music.py --config studio/tasks/music/configs/default.toml`"
+        + (" then `--config studio/tasks/music/configs/continue.toml --parts theme baseline export`" if cfg.get("init_from") else "")
+        + " on this",
         f"project's CPU (2 cores shared with other jobs, {cfg.get('threads') or 'all'} torch thread(s), "
         f"mixed precision: {cfg['mixed_precision']}). Paper: Theme Transformer, arXiv 2111.04093.",
         "",
@@ -36,7 +38,9 @@ def write_card(folder: Path, key: str, info: dict, evaluation: dict | None = Non
             enc=cfg["model"]["enc_layers"], dec=cfg["model"]["dec_layers"], x=cfg["model"]["dec_layers"] // 2)
            if key == "theme_model" else "plain causal decoder blocks, parameters matched to music-theme")
         + f"; context {cfg['model']['context']} song tokens.",
-        f"- {m['steps']} optimizer steps, batch {cfg['batch_size']}, AdamW lr {cfg['optimizer']['lr']}, "
+        (f"- Continued from the weights of `{cfg['init_from']}` (250 steps at lr 1e-3, warm-up 25, cosine), then\n  "
+         if cfg.get("init_from") else "- ")
+        + f"{m['steps']} optimizer steps, batch {cfg['batch_size']}, AdamW lr {cfg['optimizer']['lr']}, "
         f"warm-up {cfg['schedule']['warmup_steps']}, {cfg['schedule']['name']}; {m['seconds']} s wall.",
         f"- {m['train_windows']} training windows, {m['val_windows']} validation windows.",
         "",

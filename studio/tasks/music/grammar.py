@@ -9,7 +9,8 @@ training data, so the labels seen in training and those tracked while generating
 ``RemiGrammar`` turns the tracker into a ``Constraint``: events in order (Bar [Tempo]
 (Position note*)*), positions strictly increasing inside the bar and < its length, every note
 On -> Duration -> Velocity, one meter for the whole piece, theme markers paired and only on bar
-boundaries, a theme region at least one bar long, and an exact number of bars when asked.
+boundaries, a theme region as long as the theme (at least one bar when its length is not given),
+and an exact number of bars when asked.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class RemiTracker:
 
     # ------------------------------------------------------------------ grammar
 
-    def allowed_kinds(self, max_bars: int | None = None) -> set[str]:
+    def allowed_kinds(self, max_bars: int | None = None, theme_bars: int | None = None) -> set[str]:
         if self.ended:
             return {"PAD", "EOS"}
         last = self.last
@@ -97,11 +98,13 @@ class RemiTracker:
             kinds.add("Tempo")
         # from here on we stand on a bar boundary (the current bar may still take notes)
         full = max_bars is not None and self.bars >= max_bars
-        if not full:
+        span = theme_bars or 1  # an occurrence lasts as many bars as the theme (when known)
+        theme_done = self.in_theme and self.bars_in_theme >= span
+        if not full and not (theme_bars and theme_done):
             kinds.add("Bar")
-        if self.in_theme and self.bars_in_theme >= 1:
+        if theme_done:
             kinds.add("Theme_End")
-        room = max_bars is None or self.bars + 2 <= max_bars  # a whole occurrence must still fit
+        room = max_bars is None or self.bars + (theme_bars or 2) <= max_bars  # a whole occurrence must fit
         if not self.in_theme and room:
             kinds.add("Theme_Start")
         if not self.in_theme and (max_bars is None or full):
@@ -134,10 +137,11 @@ class RemiGrammar(Constraint):
     """Decoding constraint over REMI events; ``max_bars`` forces exactly that many bars."""
 
     def __init__(self, vocab: Vocab = VOCAB, max_bars: int | None = None, allow_themes: bool = True,
-                 meter: int | None = None):
+                 meter: int | None = None, theme_bars: int | None = None):
         self.vocab = vocab
         self.tracker = RemiTracker(vocab)
         self.meter = meter  # bar length in sixteenths every bar must have (the theme's)
+        self.theme_bars = theme_bars  # every occurrence spans exactly the theme's bars
         self.max_bars = max_bars
         self.allow_themes = allow_themes
         self._by_kind: dict[str, torch.Tensor] = {}
@@ -147,7 +151,7 @@ class RemiGrammar(Constraint):
 
     def allowed(self, vocab_size: int) -> torch.Tensor:
         t = self.tracker
-        kinds = t.allowed_kinds(self.max_bars)
+        kinds = t.allowed_kinds(self.max_bars, self.theme_bars)
         if not self.allow_themes:
             kinds -= {"Theme_Start"}
         mask = torch.zeros(vocab_size, dtype=torch.bool)

@@ -111,7 +111,8 @@ class MusicPipeline:
         else:
             stepper = BaselineStepper(self.model, autocast=self.autocast)
             prompt = [VOCAB.bos] + ids + [VOCAB.sep]
-        grammars = [RemiGrammar(max_bars=bars, allow_themes=self.is_theme_model, meter=theme.bars[0]) for _ in range(B)]
+        grammars = [RemiGrammar(max_bars=bars, allow_themes=self.is_theme_model, meter=theme.bars[0],
+                                theme_bars=len(theme.bars)) for _ in range(B)]
         spec = DecodeSpec(max_new_tokens or bars * TOKENS_PER_BAR, SamplingSpec(temperature, top_k, top_p),
                           eos_id=VOCAB.eos, pad_id=VOCAB.pad)
         out = generate(stepper, torch.tensor([prompt] * B, device=dev), spec, grammars if constrained else None,

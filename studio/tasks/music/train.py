@@ -54,6 +54,7 @@ class MusicTrainConfig(TrainConfig):
     retriever: RetrieverSection = RetrieverSection()
     export: ExportSection = ExportSection()
     baseline_steps: int | None = Field(None, ge=1, description="Baseline optimizer steps (default: max_steps).")
+    init_from: str | None = Field(None, description="Continue from an earlier run's output_dir (its theme/final, baseline/final).")
     threads: int | None = Field(1, ge=1, description="torch threads; 1 is fastest on a CPU shared with other jobs.")
 
 
@@ -115,6 +116,7 @@ def run(cfg: MusicTrainConfig, parts: tuple[str, ...] = PARTS) -> dict:
     if "export" not in parts:
         return {}
     info = json.loads((out / "retriever_info.json").read_text())
+    info["config"] = cfg.to_json_dict()  # the models' run (the retriever may come from an earlier one)
     info["songs_with_theme"] = with_theme
     info["theme_model"] = json.loads((out / "theme_info.json").read_text())
     info["baseline_model"] = json.loads((out / "baseline_info.json").read_text())
@@ -201,6 +203,10 @@ def _train_model(cfg: MusicTrainConfig, enc: dict, baseline: bool) -> dict:
     name = "baseline" if baseline else "theme"
     torch.manual_seed(cfg.seed)
     model = _build(cfg, baseline)
+    if cfg.init_from:  # a second training phase: same architecture, weights of the earlier run
+        from studio.core.checkpoint import load_model
+
+        model = load_model(type(model), Path(cfg.init_from) / name / "final").train()
     ds = WindowDataset(enc["train"], cfg.model.context, cfg.seed, tuple(cfg.data.transpose), cfg.data.copies, baseline)
     val = WindowDataset(enc["val"], cfg.model.context, cfg.seed, None, 1, baseline)
     collate = collate_baseline if baseline else collate_theme

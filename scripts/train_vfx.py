@@ -1,8 +1,8 @@
 """Train the VFX base video DiT on generic motion (or compare attention layouts).
 
     python scripts/train_vfx.py --config datasets/vfx/configs/base.toml
-    python scripts/train_vfx.py --compare full=runs/vfx/base_full factorised=runs/vfx/base_factorised \
-        --out models/vfx-base/layouts.json
+    python scripts/train_vfx.py --compare full=datasets/vfx/configs/base_full.toml \
+        factorised=datasets/vfx/configs/base_factorised.toml --at-step 100 --out models/vfx-base/layouts.json
     python scripts/train_vfx.py --classifier models/vfx-base/effect_classifier.safetensors
     python scripts/train_vfx.py --card models/vfx-base
 """
@@ -14,12 +14,13 @@ from pathlib import Path
 
 import torch
 
-from studio.tasks.vfx.train import compare_bases, main, write_base_card
+from studio.tasks.vfx.train import compare_layouts, main, write_base_card
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", help="TOML/YAML training config (see datasets/vfx/configs/base.toml)")
-    ap.add_argument("--compare", nargs="+", metavar="LAYOUT=DIR", help="held-out loss of trained bases")
+    ap.add_argument("--compare", nargs="+", metavar="LAYOUT=CONFIG", help="held-out loss of bases trained by these configs")
+    ap.add_argument("--at-step", type=int, default=100, help="the checkpoint step --compare reads")
     ap.add_argument("--out", default="layouts.json", help="where --compare writes its JSON")
     ap.add_argument("--classifier", metavar="FILE", help="train the effect classifier used by the evaluation")
     ap.add_argument("--card", metavar="MODEL_DIR", help="write MODEL_CARD.md from the records beside the weights")
@@ -28,7 +29,7 @@ if __name__ == "__main__":
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.compare:
-        print(compare_bases(dict(a.split("=", 1) for a in args.compare), Path(args.out)))
+        print(compare_layouts(dict(a.split("=", 1) for a in args.compare), args.at_step, Path(args.out)))
     elif args.classifier:
         import json
 

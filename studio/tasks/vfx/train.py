@@ -102,6 +102,7 @@ def run_base(cfg: VfxTrainConfig, log=print) -> dict:
               "parameters": sum(p.numel() for p in dit.parameters())}
     if cfg.export_dir is not None:
         export_base(dit, Path(cfg.export_dir), record)
+        (Path(cfg.export_dir) / "train_config.json").write_text(json.dumps(cfg.to_json_dict(), indent=2))
     return record
 
 
@@ -150,29 +151,46 @@ def main(config_path: str | Path, overrides: dict | None = None) -> dict:
     return record
 
 
-def compare_bases(bases: dict[str, Path], out: Path, val_clips: int = 64) -> dict:
+def dit_from_checkpoint(cfg: VfxTrainConfig, step: int):
+    """The base network as saved by the Trainer at ``step`` (keys under ``dit.``)."""
+    from safetensors.torch import load_file
+
+    from studio.tasks.vfx.model import VideoDiT
+    from studio.train.checkpoints import checkpoints_dir, step_dir_name
+
+    m = cfg.model
+    dit = VideoDiT(sample_frames=cfg.data.frames, sample_size=cfg.data.size, patch_size=m.patch_size,
+                   hidden_size=m.hidden_size, depth=m.depth, num_heads=m.num_heads, attention=m.attention)
+    state = load_file(str(checkpoints_dir(Path(cfg.output_dir)) / step_dir_name(step) / "model.safetensors"))
+    dit.load_state_dict({k.removeprefix("dit."): v for k, v in state.items() if k.startswith("dit.")})
+    return dit.eval()
+
+
+def compare_layouts(configs: dict[str, Path], step: int, out: Path, val_clips: int = 64) -> dict:
     """Held-out denoising loss of bases trained alike except for the space-time attention layout
-    (same size, data, steps), on generic-motion clips from a seed no run trains on."""
+    (same size, data, seed, steps), each at its ``step`` checkpoint, on generic-motion clips from a
+    seed no run trains on; plus the loss of predicting "nothing moves" on the same clips."""
     from studio.diffusion import scheduler_from_spec
     from studio.tasks.vfx.data import ClipConfig, ClipDataset
     from studio.tasks.vfx.effects import MOTIONS
-    from studio.tasks.vfx.objective import NOISE, Objective, VfxModel, held_out_loss
-    from studio.tasks.vfx.pipeline import load_base
+    from studio.tasks.vfx.objective import LATENT_SCALE, NOISE, Objective, VfxModel, held_out_loss
 
     val = ClipDataset(tuple(MOTIONS), val_clips, seed=777, cfg=ClipConfig())
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=False, use_time=False)
     results: dict = {}
-    for layout, path in bases.items():
-        dit = load_base(path)
-        rec = json.loads((Path(path) / "training.json").read_text())
+    for layout, config_path in configs.items():
+        cfg = load_config(config_path, VfxTrainConfig)
+        dit = dit_from_checkpoint(cfg, step)
+        rows = [json.loads(x) for x in (Path(cfg.output_dir) / "metrics.jsonl").read_text().splitlines()]
+        speed = np.mean([r["samples_per_s"] for r in rows if r["step"] <= step])
         results[layout] = {"held_out_loss": round(held_out_loss(VfxModel(dit), objective, val), 5),
-                           "parameters": sum(p.numel() for p in dit.parameters()),
-                           "train_seconds": rec["train_seconds"], "steps": rec["steps"],
+                           "parameters": sum(p.numel() for p in dit.parameters()), "steps": step,
+                           "samples_per_s": round(float(speed), 2),
                            "hidden": dit.config.hidden_size, "depth": dit.config.depth}
-    results["better"] = min(bases, key=lambda k: results[k]["held_out_loss"])
-    # reference: the loss of predicting "nothing moves" (z0 = 0) on the same clips
-    results["zero_prediction_loss"] = round(float(np.mean([((c.frames.astype(np.float32) - c.frames[:1]) / 255.0) ** 2
-                                                           for c in val.clips])), 5)
+    results["better"] = min(configs, key=lambda k: results[k]["held_out_loss"])
+    # z0 = 2·(frame − reference) in [-1, 1] pixels = 4·(frame − reference)/255 in uint8 units
+    zero = np.mean([(LATENT_SCALE * 2 * (c.frames.astype(np.float32) - c.frames[:1]) / 255.0) ** 2 for c in val.clips])
+    results["zero_prediction_loss"] = round(float(zero), 5)
     out.write_text(json.dumps(results, indent=2))
     return results
 
@@ -183,6 +201,7 @@ def write_base_card(model_dir: Path) -> Path:
     model_dir = Path(model_dir)
     rec = json.loads((model_dir / "training.json").read_text())
     cfg = json.loads((model_dir / "config.json").read_text())
+    tc = json.loads((model_dir / "train_config.json").read_text())
     lines = ["# vfx-base — small video DiT for image animation (VFX Creator base)", "",
              "- architecture: video DiT from `studio.core` blocks (adaLN-Zero, text cross-attention), "
              f"{cfg['attention']} space-time attention, patch {tuple(cfg['patch_size'])}, hidden {cfg['hidden_size']}, "
@@ -194,14 +213,16 @@ def write_base_card(model_dir: Path) -> Path:
              "cosine (squaredcos_cap_v2) 1000-step schedule; sample with DDIM or DPM++",
              f"- data: Open-VFX-mini generic motions ({rec['data']['clips']} clips, seed {rec['data']['seed']}; "
              "slides, turn, grow, shrink, fade, still — no effects: those are the adapters' job)",
-             f"- training: {rec['steps']} steps, batch 8, AdamW lr 3e-4, bf16 autocast, "
-             f"{rec['train_seconds']} s wall on a shared 2-core CPU; final training loss {rec['final_loss']:.4f}"]
+             f"- training: {rec['steps']} steps, batch {tc['batch_size']}, AdamW lr {tc['optimizer']['lr']} "
+             f"({tc['schedule']['name']}, {tc['schedule']['warmup_steps']} warm-up steps), {tc['mixed_precision']} autocast, "
+             f"{rec['train_seconds']} s wall on a shared 2-core CPU (config: `train_config.json`)"]
     layouts = model_dir / "layouts.json"
     if layouts.is_file():
         lay = json.loads(layouts.read_text())
         lines.append("- attention layout, measured (held-out denoising loss, same size/data/steps): "
                      + ", ".join(f"{k} {lay[k]['held_out_loss']:.4f}" for k in ("full", "factorised"))
-                     + f" → shipped: {lay['better']}")
+                     + f" after {lay['full']['steps']} steps (predicting 'nothing moves': "
+                     f"{lay['zero_prediction_loss']:.4f}) → shipped: {lay['better']}")
     clf = model_dir / "effect_classifier.json"
     if clf.is_file():
         c = json.loads(clf.read_text())
@@ -209,8 +230,8 @@ def write_base_card(model_dir: Path) -> Path:
                      f"validation accuracy on held-out real procedural clips {c['val_accuracy']:.3f} "
                      f"({c['val_clips']} clips, {c['steps']} steps)")
     lines += ["", "Use with the controllable adapters in `adapters/vfx-*` (see `docs/benchmarks/vfx.md` for the "
-              "measured controls). Recipe: `scripts/train_vfx.py --config datasets/vfx/configs/base_full.toml` "
-              "(and `base_factorised.toml` for the comparison).", ""]
+              "measured controls). Recipe: `scripts/train_vfx.py --config datasets/vfx/configs/base_<layout>.toml` "
+              "for both layouts, then `--compare … --at-step N`; the better one is shipped here.", ""]
     out = model_dir / "MODEL_CARD.md"
     out.write_text("\n".join(lines))
     return out

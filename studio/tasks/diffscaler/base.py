@@ -47,7 +47,8 @@ def pretrain(out_dir: Path, steps: int = 1500, batch_size: int = 32, n_images: i
     data = shapes_dataset(n_images, seed)
     spec = FinetuneSpec("shapes", MethodSpec("full", lr=lr), steps=steps, batch_size=batch_size, warmup=100,
                         seed=seed)
-    log_path = Path(out_dir).with_suffix(".log.jsonl")
+    log_path = Path(out_dir) / "train_log.jsonl"  # appended across resumed runs
+    log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def log(step: int, loss: float) -> None:
         if step % log_every == 0 or step == steps - 1:

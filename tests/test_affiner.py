@@ -153,3 +153,16 @@ def test_bad_config_names_the_field():
         AffinerConfig(targets=["attention", "everything"])
     with pytest.raises(ValueError, match="rank"):
         AffinerConfig(rank=-1)
+
+
+def test_affiners_and_peft_lora_share_a_model():
+    from studio.lora import adapter_names, add_lora
+
+    model = tiny_dit()
+    add_lora(model, "style", rank=2, targets=["to_q", "to_v"])
+    tuner = add_affiner(model, "a", AffinerConfig(rank=2, targets=["mlp", "label"], num_labels=2))
+    assert adapter_names(model) == ["style"]  # studio.lora's bookkeeping is untouched
+    assert tuner.names() == ["a"]
+    x, t = _inputs()
+    with torch.no_grad():
+        assert model(x, t, y=torch.tensor([0, 1, 0, 1])).shape == (4, 3, 8, 8)

@@ -358,13 +358,15 @@ def add_affiner(model: nn.Module, name: str, config: AffinerConfig) -> AffinerMo
     tuner = getattr(model, "_affiner_tuner", None)
     if tuner is None:
         # BaseTuner writes its configs to ``model.peft_config``, where studio.lora keeps the LoRA
-        # adapters' configs; the affiner tuner keeps its own, so LoRA and affiners can coexist.
-        had, previous = hasattr(model, "peft_config"), getattr(model, "peft_config", None)
-        tuner = AffinerModel(model, config, name)
-        if had:
-            model.peft_config = previous
-        else:
-            del model.peft_config
+        # adapters' configs; the affiner tuner keeps its own, so LoRA and affiners can coexist. (Hidden
+        # while the tuner is built: BaseTuner would otherwise find it through the model and join it.)
+        previous = model.__dict__.pop("peft_config", None)
+        try:
+            tuner = AffinerModel(model, config, name)
+        finally:
+            model.__dict__.pop("peft_config", None)
+            if previous is not None:
+                model.peft_config = previous
         object.__setattr__(model, "_affiner_tuner", tuner)  # not a submodule: no cycle in modules()
     else:
         tuner.add(name, config)

@@ -103,10 +103,20 @@ def _cast(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
 
 
 def _weights_file(path: Path) -> Path:
-    f = path / WEIGHTS_NAME if path.is_dir() else path
+    """The weights of a model folder, an adapter folder (peft's ``adapter_model.safetensors``),
+    a folder holding one ``.safetensors`` file, or a file given directly."""
+    f = path
+    if path.is_dir():
+        candidates = [path / WEIGHTS_NAME, path / "adapter_model.safetensors"]
+        f = next((c for c in candidates if c.exists()), None) or _only_safetensors(path)
     if not f.exists():
         raise CheckpointError(f"{f}: no safetensors weights here")
     return f
+
+
+def _only_safetensors(folder: Path) -> Path:
+    found = sorted(folder.glob("*.safetensors"))
+    return found[0] if len(found) == 1 else folder / WEIGHTS_NAME
 
 
 def _atomic(target: Path, write) -> None:

@@ -38,6 +38,11 @@ _EXPORTS = {
     "ZeroInitProjection": "zero_init",
     "ZeroGate": "zero_init",
     "assert_unchanged": "zero_init",
+    "AffinerConfig": "affiner",
+    "AffinerModel": "affiner",
+    "add_affiner": "affiner",
+    "save_affiner": "affiner",
+    "load_affiner": "affiner",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -178,11 +178,12 @@ def overlay(clip: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def write_outputs(ctx: RunContext, clip: np.ndarray, mask: np.ndarray, recipe: dict) -> list[OutputFile]:
-    from studio.io.media import write_mp4
+    from studio.io.media import sidecar_path, write_json, write_mp4
 
     video = write_mp4(ctx.path("vfx.mp4"), upscale(clip), FPS, recipe)
     over = write_mp4(ctx.path("vfx_mask_overlay.mp4"), overlay(clip, mask), FPS, {**recipe, "view": "mask overlay"})
     gif = write_gif(ctx.path("vfx_preview.gif"), upscale(clip, 4), FPS)
+    write_json(sidecar_path(gif), {**recipe, "view": "animated preview"})  # GIF has no metadata slot
     return [OutputFile(video, "video", "effect video"), OutputFile(gif, "image", "animated preview"),
             OutputFile(over, "video", "mask overlay")]
 

@@ -101,7 +101,13 @@ def run(quick: bool = False, write_cards: bool = False) -> dict:
     bench.mkdir(parents=True, exist_ok=True)
     save_grid(np.concatenate([scores["image-dit"]["samples"][:8], scores["image-lit"]["samples"][:8]]),
               bench / "image_samples.png", cols=8, scale=3)
-    # 2. training-efficiency claims: FD curves over each run's weight snapshots (computed by
+    # 2. latency and memory by resolution
+    cfg = {k: v for k, v in json.loads((model_path("image-dit") / "config.json").read_text()).items() if not k.startswith("_")}
+    cfg["attention"] = "sdpa"
+    sizes = [32, 64, 128, 256] if quick else [32, 64, 128, 256, 320]
+    lat = compare(cfg, sizes, repeats=1 if quick else 2)
+    plot(lat, bench / "image_latency.png")
+    # 3. training-efficiency claims: FD curves over each run's weight snapshots (computed by
     #    `scripts/eval_image.py --curve RUN`, one process per run), recorded for fresh installs
     record_path = bench / "image_training.json"
     curves = collect_curves()
@@ -110,12 +116,6 @@ def run(quick: bool = False, write_cards: bool = False) -> dict:
     elif record_path.exists():
         curves = {k: [tuple(x) for x in v] for k, v in json.loads(record_path.read_text()).items()}
     share = steps_share(curves["teacher"], curves["lit_kd"], curves["teacher"][-1][1]) if curves else None
-    # 3. latency and memory by resolution
-    cfg = {k: v for k, v in json.loads((model_path("image-dit") / "config.json").read_text()).items() if not k.startswith("_")}
-    cfg["attention"] = "sdpa"
-    sizes = [32, 64, 128, 256] if quick else [32, 64, 128, 256, 320]
-    lat = compare(cfg, sizes, repeats=1 if quick else 2)
-    plot(lat, bench / "image_latency.png")
     r4096 = next((r["ratio"] for r in lat if r["tokens"] >= 4096), None)
     result = {
         "prompt_accuracy": scores["image-lit"]["acc_heldout"]["all"],

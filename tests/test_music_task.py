@@ -90,7 +90,7 @@ def test_generate_with_shipped_model_writes_midi_wav_png(tmp_path):
     inputs = task.validate({"theme": _melody(tmp_path / "t.mid"), "bars": 4, "seed": 3, "tempo": 100})
     pipe = task.load(ModelKey("music-theme"))
     steps = []
-    ctx = RunContext(seed=3, out_dir=tmp_path / "out", recipe={"task": "music", "seed": 3},
+    ctx = RunContext(seed=3, out_dir=tmp_path / "out", recipe={"task": "music", "inputs": {"bars": 4}, "seed": 3},
                      progress_fn=lambda f, m, p: steps.append(f))
     res = task.run(pipe, inputs, ctx)
     kinds = {f.kind for f in res.files}

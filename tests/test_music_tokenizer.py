@@ -138,3 +138,14 @@ def test_grammar_makes_occurrences_as_long_as_the_theme():
     g.advance_many(VOCAB.encode(["Bar_16", "Position_0", "MelOn_62", "Duration_2", "Velocity_64"]))
     mask = g.allowed(len(VOCAB))
     assert mask[VOCAB.theme_end] and not mask[VOCAB.id("Bar_16")]  # two bars in: it must close
+
+
+def test_grammar_caps_notes_per_position_so_pieces_finish():
+    from studio.tasks.music.grammar import MAX_NOTES_PER_POSITION
+
+    g = RemiGrammar(max_bars=1, meter=16)
+    g.advance_many(VOCAB.encode(["BOS", "Bar_16", "Position_0"]))
+    for _ in range(MAX_NOTES_PER_POSITION):
+        g.advance_many(VOCAB.encode(["AccOn_60", "Duration_1", "Velocity_64"]))
+    mask = g.allowed(len(VOCAB))
+    assert not mask[VOCAB.id("AccOn_61")] and mask[VOCAB.id("Position_1")] and mask[VOCAB.eos]

@@ -69,12 +69,40 @@ def _run(spec: EvalSpec, quick: bool, out: Path | None, write: bool) -> dict:
         "real": real,
         "speed": speed,
         "quick": quick,
+        "bars": spec.bars,
         "seconds": round(time.time() - t0),
     }
     if write:
         out = out or home() / "docs" / "benchmarks"
         _write_report(out, results, spec, gen, themes)
+        if not quick:
+            _update_cards(results)
     return results
+
+
+def _update_cards(r: dict) -> None:
+    """Append the measured evaluation to the shipped models' cards."""
+    import json
+
+    from studio.paths import model_path
+    from studio.tasks.music.card import write_card
+
+    for key, name, mine in (("theme_model", "music-theme", "theme"), ("baseline_model", "music-baseline", "baseline")):
+        folder = model_path(name)
+        if not (folder / "train_info.json").exists():
+            continue
+        g = r[mine]
+        ev = {
+            f"samples with the theme recurring >= {RECUR_MIN} times in {r['bars']} bars": f"{g['recurrence_rate']:.3f} ({g['samples']} samples)",
+            "mean recurrences (retrieval distance <= eps) / exact or transposed": f"{g['mean_recurrences']:.2f} / {g['mean_exact_recurrences']:.2f}",
+            "pitch-class entropy / real": f"{g['pitch_class_entropy']:.3f} / {r['real']['pitch_class_entropy']:.3f}",
+            "grooving similarity / real": f"{g['grooving_similarity']:.3f} / {r['real']['grooving_similarity']:.3f}",
+            "grammar-valid without constraints": f"{g['grammar_valid_unconstrained']:.2f} ({g['grammar_valid_samples']} samples)",
+        }
+        if key == "theme_model":
+            ev["retrieval F1, planted themes"] = f"{r['retrieval_f1_planted']:.3f}"
+            ev[f"KV-cache decoding speed-up at {r['speed']['tokens']} tokens"] = f"{r['speed']['speedup']:.1f}x"
+        write_card(folder, key, json.loads((folder / "train_info.json").read_text()), ev)
 
 
 def _pipelines():

@@ -23,6 +23,14 @@ from studio.autoregressive import Constraint
 from studio.tasks.music.vocab import VOCAB, Vocab
 
 MAX_THEME_OFFSET = 255  # sixteenths; later offsets share the last code
+MAX_NOTES_PER_POSITION = 8  # chorales need 4-6; a cap makes every piece finish in bounded tokens
+
+
+def max_tokens(bars: int, bar_len: int) -> int:
+    """Most tokens a grammatical piece of ``bars`` bars can take (plus EOS): decoding within this
+    budget always reaches EOS, because every position holds at most MAX_NOTES_PER_POSITION notes."""
+    per_bar = 2 + 2 + bar_len * (1 + 3 * MAX_NOTES_PER_POSITION)  # markers, Bar, Tempo, positions
+    return bars * per_bar + 1
 
 
 @dataclass
@@ -37,6 +45,7 @@ class RemiTracker:
     first_bar_len: int = 0
     bar_start: int = 0  # sixteenths
     pos: int = -1  # last position in the current bar (-1 = none yet)
+    notes_here: int = 0  # notes at the current position
     ended: bool = False
     valid: bool = True  # false once a token broke the grammar
     themes: int = 0
@@ -66,6 +75,9 @@ class RemiTracker:
             self.bars_in_theme += self.in_theme
         elif kind == "Position":
             self.pos = val
+            self.notes_here = 0
+        elif kind in ("MelOn", "AccOn"):
+            self.notes_here += 1
         elif kind == "EOS":
             self.ended = True
         if kind not in ("PAD",):
@@ -90,7 +102,7 @@ class RemiTracker:
         if last == "Duration":
             return {"Velocity"}
         kinds: set[str] = set()
-        if last == "Velocity":
+        if last == "Velocity" and self.notes_here < MAX_NOTES_PER_POSITION:
             kinds |= {"MelOn", "AccOn"}
         if last in ("Bar", "Tempo", "Velocity"):
             kinds.add("Position")

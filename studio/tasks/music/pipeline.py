@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from studio.autoregressive import DecodeSpec, SamplingSpec, generate
-from studio.tasks.music.grammar import RemiGrammar
+from studio.tasks.music.grammar import RemiGrammar, max_tokens
 from studio.tasks.music.model import PromptDecoder, ThemeTransformer
 from studio.tasks.music.stepper import BaselineStepper, ThemeStepper
 from studio.tasks.music.themes import MelodyEncoder, ThemeResult, find_theme
@@ -23,7 +23,7 @@ from studio.tasks.music.vocab import VOCAB
 from studio.tasks.music.windows import MAX_THEME_TOKENS, theme_events, theme_inputs
 
 MAX_THEME_BARS = 4
-TOKENS_PER_BAR = 96  # decoding budget per requested bar (dense chorale bars use ~60)
+TOKENS_PER_BAR = 96  # budget per bar when sampling without the grammar (dense chorale bars use ~60)
 
 
 class ThemeError(ValueError):
@@ -113,7 +113,9 @@ class MusicPipeline:
             prompt = [VOCAB.bos] + ids + [VOCAB.sep]
         grammars = [RemiGrammar(max_bars=bars, allow_themes=self.is_theme_model, meter=theme.bars[0],
                                 theme_bars=len(theme.bars)) for _ in range(B)]
-        spec = DecodeSpec(max_new_tokens or bars * TOKENS_PER_BAR, SamplingSpec(temperature, top_k, top_p),
+        # with the grammar on, this budget always reaches EOS (see grammar.max_tokens)
+        budget = max_tokens(bars, theme.bars[0]) if constrained else bars * TOKENS_PER_BAR
+        spec = DecodeSpec(max_new_tokens or budget, SamplingSpec(temperature, top_k, top_p),
                           eos_id=VOCAB.eos, pad_id=VOCAB.pad)
         out = generate(stepper, torch.tensor([prompt] * B, device=dev), spec, grammars if constrained else None,
                        generator, callback)

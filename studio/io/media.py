@@ -113,6 +113,33 @@ def _read_png(path: Path) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------------------------
+# GIF (animated previews; the recipe in the comment extension)
+
+
+def write_gif(path: str | os.PathLike, frames_uint8_thwc: Any, fps: float, recipe: dict[str, Any]) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    frames = [Image.fromarray(_as_uint8_image(f)) for f in np.asarray(frames_uint8_thwc)]
+    if not frames or fps <= 0:
+        raise ValueError(f"a GIF needs at least one frame and a positive fps, got {len(frames)} frames at {fps}")
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(round(1000 / fps)),
+                   loop=0, comment=_recipe_text(recipe).encode("ascii"))
+    _atomic_bytes(path, buf.getvalue())
+    _write_sidecar(path, recipe)
+    return path
+
+
+def _read_gif(path: Path) -> dict[str, Any] | None:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        raw = im.info.get("comment")
+    return json.loads(raw) if raw else None
+
+
+# --------------------------------------------------------------------------------------------
 # MP4 (H.264 through imageio-ffmpeg's bundled ffmpeg)
 
 
@@ -337,6 +364,7 @@ def _read_midi(path: Path) -> dict[str, Any] | None:
 
 _READERS = {
     ".png": _read_png,
+    ".gif": _read_gif,
     ".mp4": _read_mp4,
     ".wav": _read_wav,
     ".glb": _read_glb,

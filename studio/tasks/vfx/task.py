@@ -178,31 +178,10 @@ def overlay(clip: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def write_outputs(ctx: RunContext, clip: np.ndarray, mask: np.ndarray, recipe: dict) -> list[OutputFile]:
-    from studio.io.media import sidecar_path, write_json, write_mp4
+    from studio.io.media import write_gif, write_mp4
 
     video = write_mp4(ctx.path("vfx.mp4"), upscale(clip), FPS, recipe)
     over = write_mp4(ctx.path("vfx_mask_overlay.mp4"), overlay(clip, mask), FPS, {**recipe, "view": "mask overlay"})
-    gif = write_gif(ctx.path("vfx_preview.gif"), upscale(clip, 4), FPS)
-    write_json(sidecar_path(gif), {**recipe, "view": "animated preview"})  # GIF has no metadata slot
+    gif = write_gif(ctx.path("vfx_preview.gif"), upscale(clip, 4), FPS, {**recipe, "view": "animated preview"})
     return [OutputFile(video, "video", "effect video"), OutputFile(gif, "image", "animated preview"),
             OutputFile(over, "video", "mask overlay")]
-
-
-def write_gif(path, frames: np.ndarray, fps: int):
-    """Animated GIF preview, written to a temporary name and renamed (never half-written)."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    import imageio.v2 as imageio
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.gif", dir=path.parent)
-    os.close(fd)
-    try:
-        imageio.mimsave(tmp, list(frames), format="GIF", duration=1000 / fps, loop=0)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -40,16 +40,9 @@ def _fail(message: str, code: int = 2) -> typing.NoReturn:
 
 
 def _describe_error(exc: Exception) -> str:
-    """A validation error as 'field: message' lines (pydantic, InputError, batch errors)."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'inputs'}: {e['msg']}" for e in errors())
-        except Exception:
-            pass
-    if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
-    return str(exc)
+    from studio.jobs.errors import describe_error
+
+    return describe_error(exc)
 
 
 def _is_bad_input(exc: Exception) -> bool:
@@ -184,7 +177,7 @@ def _generate(task_name: str, inputs: dict[str, Any], seed: int | None, out: str
     import uuid
 
     from studio.jobs.queue import validate_inputs
-    from studio.jobs.runner import result_to_json, run_job
+    from studio.jobs.runner import result_to_json
     from studio.paths import outputs_dir
     from studio.store.outputs import OutputStore
 

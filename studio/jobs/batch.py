@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.jobs.errors import describe_error
+
 RESERVED = {"task", "seeds", "seed", "name"}
 
 
@@ -83,7 +85,7 @@ def expand_batch(data: dict[str, Any]) -> list[BatchJob]:
                 try:
                     inputs, real_seed = validate_inputs(task.name, raw)
                 except Exception as exc:
-                    raise BatchFileError(f"jobs[{n}]: {_describe(exc)}") from None
+                    raise BatchFileError(f"jobs[{n}]: {describe_error(exc)}") from None
                 label = entry.get("name") or task.name
                 jobs.append(BatchJob(task.name, inputs, real_seed, f"{label}#{n}.{i + 1} seed={real_seed}"))
     return jobs
@@ -121,13 +123,3 @@ def _is_list_type(annotation: Any) -> bool:
     if origin in (list, tuple, set, frozenset):
         return True
     return any(_is_list_type(a) for a in typing.get_args(annotation)) if origin is not None else False
-
-
-def _describe(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'inputs'}: {e['msg']}" for e in errors())
-        except Exception:
-            pass
-    return str(exc)

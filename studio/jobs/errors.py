@@ -27,3 +27,16 @@ class BatchItemError(ValueError):
 
 class CoordinatorLocked(RuntimeError):
     """Another coordinator (``studio serve`` / ``studio worker``) already runs on this database."""
+
+
+def describe_error(exc: Exception) -> str:
+    """A validation error as 'field: message' parts (pydantic errors, InputError, KeyError, others)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'inputs'}: {e['msg']}" for e in errors())
+        except Exception:
+            pass
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc)

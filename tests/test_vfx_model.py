@@ -5,7 +5,7 @@ mask, and the controllable adapter's save/load round trip."""
 import pytest
 import torch
 
-from studio.lora import add_lora, set_model_id
+from studio.lora import add_lora
 from studio.tasks.vfx.controls import (ActiveVectorSpec, ControlSpec, MaskBranchSpec, NoTemporalControl,
                                        TimestampTokensSpec, VfxControls)
 from studio.tasks.vfx.model import VideoDiT

@@ -1,7 +1,6 @@
 """End to end on a tiny untrained model: validate → load (base + controllable adapter by name) →
 run → H.264 MP4 + GIF preview + mask overlay with the recipe; cancel stops the job."""
 
-import numpy as np
 import pytest
 import torch
 

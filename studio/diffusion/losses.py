@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 def mean_flat(x: torch.Tensor) -> torch.Tensor:

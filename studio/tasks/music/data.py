@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 

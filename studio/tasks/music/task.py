@@ -33,7 +33,7 @@ class MusicTask(Task):
 
     # ---- validation: before any work starts
     def check(self, inputs: MusicInputs) -> None:
-        from studio.tasks.music.pipeline import MAX_THEME_BARS, ThemeError
+        from studio.tasks.music.pipeline import MAX_THEME_BARS
         from studio.tasks.music.tokenizer import TokenizeError, song_from_midi
 
         if (inputs.theme is None) == (inputs.from_piece is None):

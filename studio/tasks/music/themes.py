@@ -20,7 +20,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from studio.tasks.music.segments import MAX_NOTES, SEGMENT_BARS, Segment, augment, melody_segments, scale_of
+from studio.tasks.music.segments import SEGMENT_BARS, Segment, augment, melody_segments, scale_of
 from studio.tasks.music.tokenizer import Song
 
 MAX_ONSET = 63

@@ -14,7 +14,7 @@ JSON list of ``{path, text, start, end, mask}``), so training code never knows w
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

@@ -117,7 +117,7 @@ def export_base(dit, out: Path, record: dict) -> Path:
 def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     """Fine-tune a controllable LoRA (peft LoRA + mask branch + temporal control) on the base."""
     from studio.diffusion import scheduler_from_spec
-    from studio.lora import add_lora, set_model_id
+    from studio.lora import add_lora
     from studio.tasks.vfx.controls import TEMPORAL, ControlSpec, MaskBranchSpec, VfxControls
     from studio.tasks.vfx.objective import NOISE, Objective, VfxModel
     from studio.tasks.vfx.pipeline import load_base

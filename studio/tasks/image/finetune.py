@@ -8,7 +8,6 @@ style is called up by name at generation time.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

@@ -8,7 +8,6 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from studio.diffusion import SAMPLERS
 from studio.tasks.base import InputError, ModelKey, OutputFile, RunContext, Task, TaskInputs, TaskResult, parse_adapter
 
 MODELS = ("image-lit", "image-dit")
@@ -88,7 +87,7 @@ class ImageTask(Task):
         set_model_id(model, name)
         for adapter, weight in key.adapters:
             load_adapter(model, adapter, weight=weight)
-        model = model.to(device, torch_dtype).eval()
+        model = torch.nn.Module.to(model, device, torch_dtype).eval()  # no diffusers dtype-cast warning
         return ImagePipeline(model, name, content_hash(path), device, torch_dtype, key.adapters)
 
     def run(self, pipeline, inputs: ImageInputs, ctx: RunContext) -> TaskResult:

@@ -4,17 +4,12 @@ import argparse
 import json
 
 from studio.tasks.image.finetune import main
+from studio.train import parse_overrides
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--config", required=True, help="TOML/YAML LoraTrainConfig")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (dotted)")
     args = ap.parse_args()
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    overrides = parse_overrides(args.set)
     print(json.dumps(main(args.config, overrides), indent=2, default=str))

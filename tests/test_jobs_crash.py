@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -16,18 +15,11 @@ import pytest
 from studio.jobs.queue import JobQueue
 from studio.jobs.runner import run_job
 from studio.jobs.service import JobService
+from tests.waiting import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(400)
 
 
-def _wait(cond, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_kill9_coordinator_loses_no_job(tmp_path, gradient_task):
@@ -41,7 +33,7 @@ def test_kill9_coordinator_loses_no_job(tmp_path, gradient_task):
         queue = JobQueue(db)  # this test process is a front-end: it only writes submits
         inputs = [{"steps": 10, "sleep": 0.2, "colour": c} for c in ("red", "green", "blue")]
         jobs = queue.submit_many([{"task": "test_gradient", "inputs": i} for i in inputs])
-        running = _wait(lambda: [j for j in queue.list(status="running") if j["progress"] > 0.2], 180,
+        running = wait_until(lambda: [j for j in queue.list(status="running") if j["progress"] > 0.2], 180,
                         "a job in progress")[0]
         workers = psutil.Process(coordinator.pid).children(recursive=True)
         assert workers
@@ -55,11 +47,11 @@ def test_kill9_coordinator_loses_no_job(tmp_path, gradient_task):
     assert queue.get(running["id"])["status"] == "running"  # as the dead coordinator left it
     staged = list((outputs / ".staging").glob(f"{running['id']}-*"))
     # the orphaned worker notices its parent is gone and exits instead of finishing the job
-    _wait(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), 30, "orphan exit")
+    wait_until(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), 30, "orphan exit")
 
     assert staged  # the killed run had a half-written staging folder…
     with JobService(db, outputs, workers=1, preload_plugins=False) as service:
-        done = {j["id"]: _wait(lambda j=j: (x := service.queue.get(j["id"]))["status"] in ("succeeded", "failed") and x,
+        done = {j["id"]: wait_until(lambda j=j: (x := service.queue.get(j["id"]))["status"] in ("succeeded", "failed") and x,
                                240, "jobs to finish") for j in jobs}
     assert all(d["status"] == "succeeded" for d in done.values()), [d["error"] for d in done.values()]
     assert done[running["id"]]["attempt"] == 2

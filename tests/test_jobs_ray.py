@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -11,18 +10,11 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.
 
 from studio.jobs.runner import run_job  # noqa: E402
 from studio.jobs.service import JobService  # noqa: E402
+from tests.waiting import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(400)
 
 
-def _wait(cond, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_ray_executor_runs_cancels_and_replaces_stuck_actors(tmp_path, gradient_task):
@@ -33,7 +25,7 @@ def test_ray_executor_runs_cancels_and_replaces_stuck_actors(tmp_path, gradient_
         done_of = lambda jid: (j := q.get(jid))["status"] in ("succeeded", "failed", "canceled") and j  # noqa: E731
         first = q.submit("test_gradient", inputs)
         second = q.submit("test_gradient", {**inputs, "model": first["spec"]["model"]})
-        a, b = _wait(lambda: done_of(first["id"]), 240, "first"), _wait(lambda: done_of(second["id"]), 60, "second")
+        a, b = wait_until(lambda: done_of(first["id"]), 240, "first"), wait_until(lambda: done_of(second["id"]), 60, "second")
         assert a["status"] == b["status"] == "succeeded", (a["error"], b["error"])
         assert a["result"]["data"]["pid"] != os.getpid()  # ran in the actor's process
         assert b["result"]["data"]["load_number"] == 1  # the actor's model cache kept the pipeline
@@ -44,17 +36,17 @@ def test_ray_executor_runs_cancels_and_replaces_stuck_actors(tmp_path, gradient_
         assert "started" in kinds and "progress" in kinds
 
         slow = q.submit("test_gradient", {"steps": 100, "sleep": 0.1})
-        _wait(lambda: q.get(slow["id"])["progress"] > 0, 60, "progress")
+        wait_until(lambda: q.get(slow["id"])["progress"] > 0, 60, "progress")
         q.cancel(slow["id"])
-        assert _wait(lambda: done_of(slow["id"]), 30, "cancel")["status"] == "canceled"
+        assert wait_until(lambda: done_of(slow["id"]), 30, "cancel")["status"] == "canceled"
 
         pid = service.workers_info()[0]["pid"]
         stuck = q.submit("test_gradient", {"steps": 2, "stall_s": 60})
-        _wait(lambda: q.get(stuck["id"])["started_at"], 60, "stuck start")
+        wait_until(lambda: q.get(stuck["id"])["started_at"], 60, "stuck start")
         q.cancel(stuck["id"])
-        assert _wait(lambda: done_of(stuck["id"]), 30, "kill")["status"] == "canceled"
-        _wait(lambda: service.workers_info()[0]["ready"], 120, "fresh actor")
+        assert wait_until(lambda: done_of(stuck["id"]), 30, "kill")["status"] == "canceled"
+        wait_until(lambda: service.workers_info()[0]["ready"], 120, "fresh actor")
         assert service.workers_info()[0]["pid"] != pid
         after = q.submit("test_gradient", {"steps": 1})
-        assert _wait(lambda: done_of(after["id"]), 120, "after")["status"] == "succeeded"
+        assert wait_until(lambda: done_of(after["id"]), 120, "after")["status"] == "succeeded"
         assert not list(service.outputs_dir.glob(f"*/{slow['id']}")) and not list(service.outputs_dir.glob(f"*/{stuck['id']}"))

@@ -14,6 +14,7 @@ import pytest
 
 from studio.jobs.runner import run_job
 from studio.jobs.service import JobService
+from tests.waiting import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 EXTRA = "tests.fixtures_tasks:GradientTask"
@@ -28,23 +29,15 @@ def service(tmp_path_factory):
     root = tmp_path_factory.mktemp("svc")
     svc = JobService(root / "jobs.db", root / "outputs", workers=1, cancel_grace_s=1.0,
                      heartbeat_timeout_s=3.0, heartbeat_s=0.2, preload_plugins=False).start()
-    _wait(lambda: all(w["ready"] for w in svc.workers_info()), 120, "worker ready")
+    wait_until(lambda: all(w["ready"] for w in svc.workers_info()), 120, "worker ready")
     yield svc
     svc.stop()
 
 
-def _wait(cond, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _finished(svc, job_id, timeout=60):
-    return _wait(lambda: (j := svc.queue.get(job_id))["status"] in ("succeeded", "failed", "canceled") and j,
+    return wait_until(lambda: (j := svc.queue.get(job_id))["status"] in ("succeeded", "failed", "canceled") and j,
                  timeout, f"job {job_id} to finish")
 
 
@@ -94,7 +87,7 @@ def test_failed_job_records_the_error_and_the_queue_keeps_serving(service):
 def test_cancel_running_job_stops_at_next_step(service):
     pid = _worker_pid(service)
     job = service.queue.submit("test_gradient", {"steps": 200, "sleep": 0.1})
-    _wait(lambda: service.queue.get(job["id"])["progress"] > 0, 60, "progress")
+    wait_until(lambda: service.queue.get(job["id"])["progress"] > 0, 60, "progress")
     t0 = time.time()
     service.queue.cancel(job["id"])
     done = _finished(service, job["id"])
@@ -107,11 +100,11 @@ def test_cancel_running_job_stops_at_next_step(service):
 def test_stuck_job_is_killed_after_grace_and_worker_replaced(service):
     pid = _worker_pid(service)
     job = service.queue.submit("test_gradient", {"steps": 2, "stall_s": 60})
-    _wait(lambda: service.queue.get(job["id"])["started_at"], 60, "start")
+    wait_until(lambda: service.queue.get(job["id"])["started_at"], 60, "start")
     service.queue.cancel(job["id"])
     done = _finished(service, job["id"], timeout=30)
     assert done["status"] == "canceled" and "killed" in done["message"]
-    _wait(lambda: service.workers_info()[0]["ready"], 120, "fresh worker")
+    wait_until(lambda: service.workers_info()[0]["ready"], 120, "fresh worker")
     assert _worker_pid(service) != pid
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -123,7 +116,7 @@ def test_stuck_job_is_killed_after_grace_and_worker_replaced(service):
 def test_kill9_worker_mid_job_requeues_with_same_seed_and_identical_output(service, tmp_path):
     inputs = {"steps": 8, "sleep": 0.25, "colour": "green"}
     job = service.queue.submit("test_gradient", inputs)
-    _wait(lambda: service.queue.get(job["id"])["progress"] >= 0.25, 60, "progress")
+    wait_until(lambda: service.queue.get(job["id"])["progress"] >= 0.25, 60, "progress")
     os.kill(_worker_pid(service), signal.SIGKILL)
     done = _finished(service, job["id"], timeout=180)
     assert done["status"] == "succeeded" and done["attempt"] == 2 and done["seed"] == job["seed"]
@@ -136,11 +129,11 @@ def test_kill9_worker_mid_job_requeues_with_same_seed_and_identical_output(servi
 
 def test_frozen_worker_heartbeat_expires_and_job_is_requeued(service):
     job = service.queue.submit("test_gradient", {"steps": 6, "sleep": 0.2})
-    _wait(lambda: service.queue.get(job["id"])["progress"] > 0, 60, "progress")
+    wait_until(lambda: service.queue.get(job["id"])["progress"] > 0, 60, "progress")
     pid = _worker_pid(service)
     os.kill(pid, signal.SIGSTOP)  # alive but silent: only the heartbeat can tell
     try:
-        _wait(lambda: _worker_pid(service) != pid, 30, "heartbeat expiry")
+        wait_until(lambda: _worker_pid(service) != pid, 30, "heartbeat expiry")
     finally:
         try:
             os.kill(pid, signal.SIGCONT)

@@ -269,3 +269,12 @@ def test_import_is_lazy():
     code = "import sys, studio.train; print('accelerate' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_parse_overrides_reads_json_values_and_names_a_bad_flag():
+    from studio.train import ConfigError, parse_overrides
+
+    assert parse_overrides(["optimizer.lr=1e-4", "model.preset=tiny", "data.sizes=[32, 64]"]) == {
+        "optimizer.lr": 1e-4, "model.preset": "tiny", "data.sizes": [32, 64]}
+    with pytest.raises(ConfigError, match="'max_steps'"):
+        parse_overrides(["max_steps"])

@@ -25,6 +25,7 @@ _EXPORTS = {
     "LogConfig": "config",
     "ConfigError": "config",
     "load_config": "config",
+    "parse_overrides": "config",
     "validate_config": "config",
     "read_config_file": "config",
     "ResumableBatchSampler": "sampler",

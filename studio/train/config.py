@@ -151,6 +151,21 @@ def validate_config(data: Mapping[str, Any], cls: type[C] = TrainConfig, source:
         raise ConfigError(f"{source}: invalid training config\n{_describe(e)}") from None
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["optimizer.lr=1e-4", "model.preset=tiny"]`` → ``{"optimizer.lr": 1e-4, ...}``: a script's
+    ``--set KEY=VALUE`` flags; values parse as JSON when they can, else stay strings."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
 def load_config(path: str | os.PathLike, cls: type[C] = TrainConfig, overrides: Mapping[str, Any] | None = None) -> C:
     """Read a TOML/YAML file into ``cls``; ``overrides`` (dotted keys) win over the file."""
     data = read_config_file(path)

@@ -1,35 +1,24 @@
 """Fine-tune a Diffscaler affiner: `python scripts/finetune_diffscaler.py --config datasets/diffscaler/outline.toml`.
 
-`--pretrain-base` first trains the small class-conditional base `models/diffscaler-base`.
+The frozen base is the image task's DiT (`models/image-dit`); the adapter goes to
+`adapters/diffscaler-<dataset>/` (or `adapter.out`). Same as `studio train diffscaler CONFIG`.
 """
 
 import argparse
+import json
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="TOML: dataset, steps, method.kind/rank/targets/lr, base, out")
-    p.add_argument("--pretrain-base", action="store_true", help="train models/diffscaler-base first")
-    p.add_argument("--base-steps", type=int, default=1500)
-    p.add_argument("--base-lr", type=float, default=3e-4)
-    p.add_argument("--base-resume", action="store_true", help="continue training the saved base")
+    p.add_argument("--config", required=True, help="TOML/YAML DiffscalerTrainConfig (see datasets/diffscaler/*.toml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (dotted), value parsed as JSON when possible")
     args = p.parse_args(argv)
-    if not args.config and not args.pretrain_base:
-        p.error("give --config and/or --pretrain-base")
-    import torch
+    from studio.tasks.diffscaler.train import main as finetune
+    from studio.train import parse_overrides
 
-    torch.set_num_threads(1)  # 1 thread is far faster than 2 on this shared 2-core machine
-    if args.pretrain_base:
-        from studio.paths import models_dir
-        from studio.tasks.diffscaler.base import BASE_NAME, pretrain
-
-        print(pretrain(models_dir() / BASE_NAME, steps=args.base_steps, lr=args.base_lr, resume=args.base_resume,
-                       seed=1 if args.base_resume else 0))
-    if args.config:
-        from studio.tasks.diffscaler.train import main as finetune
-
-        finetune(args.config)
+    print(json.dumps(finetune(args.config, parse_overrides(args.set)), indent=2, default=str))
     return 0
 
 

@@ -42,14 +42,15 @@ def card(dataset: str, rec: dict, stats: dict, measured: dict[str, float] | None
         f"(weights {rec['base_model_hash'][:12]}).",
         "",
         f"- data: {rec['dataset_description']}; classes: {', '.join(rec['classes']) or 'none'}",
-        f"- training: {rec['steps']} steps, {rec['train_seconds']} s wall on a shared 2-core CPU; "
+        f"- training: {rec['steps']} steps, {rec['train_seconds']} s wall on a 2-core CPU; "
         f"final loss {rec['final_loss']}",
         f"- trainable parameters: {rec['trainable_parameters']:,}",
     ]
     if measured:
         lines.append("- measured Fréchet distance to held-out images at equal steps "
                      "(docs/benchmarks/diffscaler.md): " + ", ".join(f"{k} {v}" for k, v in measured.items()))
-    lines += ["", f"Use: `studio generate diffscaler --datasets {dataset}`", ""]
+    lines += ["", "Training loss: `loss_curve.png` (when shipped from `studio eval diffscaler`).",
+              "", f"Use: `studio generate diffscaler --datasets {dataset}`", ""]
     return "\n".join(lines)
 
 

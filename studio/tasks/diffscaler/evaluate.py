@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -34,11 +35,11 @@ LR = {"affiner": 2e-3, "full": 3e-4, "lora": 2e-3, "embed": 1e-2}
 
 @dataclass(frozen=True)
 class EvalSpec:
-    base: str = "diffscaler-base"
+    base: str = "image-dit"
     datasets: tuple[str, ...] = tuple(ddata.PROCEDURAL)
-    steps: int = 250
-    batch_size: int = 24
-    train_images: int = 1024
+    steps: int = 400
+    batch_size: int = 32
+    train_images: int = 2048
     heldout_images: int = 256
     generated: int = 96
     sample_steps: int = 20
@@ -54,15 +55,16 @@ class EvalSpec:
 NOTES = [
     "## Notes",
     "",
-    "- The frozen base is `models/diffscaler-base`, a small class-conditional DiT trained here (see its "
-    "MODEL_CARD.md): it is undertrained, so samples of every method take on a dataset's colours, palette "
-    "and background but do not yet draw clean shapes or digits. The FDs therefore mostly measure how far "
-    "each method moves the base toward a target's style, from the same starting point.",
-    "- Parameter shares are of this 0.74 M-parameter base. An affiner's per-channel scale and shift cost "
-    "2·out per layer, a larger share the narrower the model; rank 1 on attention + MLP + labels keeps it "
-    "under 2% here.",
+    "- The frozen base is `models/image-dit`, the image task's text-conditioned DiT (see its MODEL_CARD.md). "
+    "A target dataset's classes enter through the base's pooled-text input: a table per dataset whose rows "
+    "all start at the null caption's pooled vector (the base's unconditional input), with the null caption's "
+    "tokens as the cross-attention context. No caption text is used for the targets.",
+    "- An affiner's per-channel scale and shift cost 2·out per layer, a larger share the narrower the model; "
+    "rank 1 on attention (self and cross) + MLP + the label table is the shipped setting.",
     "- Learning rates per method (fixed, not tuned per dataset): affiner 2e-3, LoRA 2e-3, full 3e-4, "
-    "label embeddings 1e-2. One seed per cell; with 96 samples the FD has noticeable sampling noise.",
+    "label embeddings 1e-2. One seed per cell; the FD has sampling noise of a few percent at this sample count.",
+    "- Every run is the shared `studio.train.Trainer` (constant lr after 20 warm-up steps, grad-norm clip 1); "
+    "metrics and loss curves under `runs/diffscaler/eval/<dataset>-<method>/`.",
     "- Serving throughput: the mixed batch runs each layer's bottlenecks of all datasets as one masked "
     "GEMM and gathers per-sample scale/shift; the one-dataset batch uses the plain path.",
     "",
@@ -101,7 +103,8 @@ def run(quick: bool = False, spec: EvalSpec | None = None, out_md: Path | None =
             net = _fresh(base_net)
             attach(net, d, method, k)
             stats = fit(net, d, FinetuneSpec(d, method, steps=spec.steps, batch_size=spec.batch_size,
-                                             train_images=spec.train_images), train[d])
+                                             train_images=spec.train_images), train[d],
+                        output_dir=home() / "runs" / "diffscaler" / ("eval_quick" if quick else "eval") / f"{d}-{kind}")
             if kind == "affiner":
                 affiner_params = stats["trainable_parameters"]
                 trained[d] = (net, stats)
@@ -240,7 +243,9 @@ def _save_adapters(trained: dict, base_net: DiffscalerNet, spec: EvalSpec, rows:
         measured = {r["method"]: round(r["fd"], 3) for r in rows if r["dataset"] == d}
         rec = record(net, d, stats, extra={"fd_heldout": measured, "eval_steps": spec.steps,
                                             "fd_ratio_vs_full_ft": round(results["fd_ratio_per_dataset"][d], 3)})
-        save(net, d, root / f"diffscaler-{d}", rec, card(d, rec, stats, measured))
+        folder = save(net, d, root / f"diffscaler-{d}", rec, card(d, rec, stats, measured))
+        if stats.get("loss_curve") and Path(stats["loss_curve"]).is_file():
+            shutil.copyfile(stats["loss_curve"], Path(folder) / "loss_curve.png")
 
 
 def _write_grid(grid: np.ndarray, path: Path) -> None:

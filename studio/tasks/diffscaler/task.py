@@ -26,7 +26,7 @@ class DiffscalerInputs(TaskInputs):
     steps: int = Field(25, ge=1, le=200, description="Denoising steps.")
     guidance: float = Field(2.0, ge=1.0, le=15.0, description="Classifier-free guidance scale.")
     sampler: Literal["ddim", "dpm++", "euler", "ddpm"] = Field("ddim", description="Sampler.")
-    model: str = Field("diffscaler-base", description="The frozen base model under models/.")
+    model: str = Field("image-dit", description="The frozen base model under models/ (the image task's DiT).")
 
 
 class DiffscalerTask(Task):
@@ -35,7 +35,7 @@ class DiffscalerTask(Task):
     description = "One frozen DiT + tiny per-dataset affiners: a grid mixing several datasets in one batch."
     Inputs = DiffscalerInputs
     output_kinds = ("image", "json")
-    default_model = "diffscaler-base"
+    default_model = "image-dit"
 
     # ---- validation (before any work) ----------------------------------------------------------
 

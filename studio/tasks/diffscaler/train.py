@@ -6,24 +6,28 @@ Methods (``MethodSpec.kind``), all with the new dataset's label table starting a
 - ``lora``: peft LoRA on the same layers (``studio.lora.add_lora``), base frozen,
 - ``embed``: only the label table trains.
 
-The step loop here is the small direct loop the eval's 12 short comparison runs need; it is a
-stand-in for ``studio.train.Trainer`` (not available when this was written) and uses the shared
-diffusion pieces (schedules, noising, loss).
+Every run goes through the shared ``studio.train.Trainer`` (AdamW, warm-up, clipping, metrics,
+loss curve, checkpoints and exact resume) with :class:`AffinerObjective` — the DDPM step of
+``studio.diffusion.DDPMTraining`` with each sample routed to its dataset's adapter.
+``scripts/finetune_diffscaler.py --config`` reads a :class:`DiffscalerTrainConfig` (TOML/YAML);
+the eval's comparison runs build the same config from a :class:`FinetuneSpec`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Literal
 
 import torch
+from pydantic import Field, field_validator
 
-from studio.diffusion import GaussianTerms, add_noise, diffusion_loss, make_scheduler
+from studio.diffusion import DDPMTraining
 from studio.lora.affiner import AffinerConfig, TARGET_GROUPS
 from studio.tasks.diffscaler.data import ImageSet
 from studio.tasks.diffscaler.model import DiffscalerNet
+from studio.train.config import Section, TrainConfig
 
 MethodKind = Literal["affiner", "full", "lora", "embed"]
 Precision = Literal["bf16", "fp32"]
@@ -85,133 +89,142 @@ def lora_rank_matching(net: DiffscalerNet, affiner_params: int, targets: tuple[s
     return max(1, round(affiner_params / max(per_rank, 1)))
 
 
-def _autocast(precision: Precision, device: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+class AffinerObjective:
+    """DDPM loss with every sample routed to dataset ``name``; dropped labels → the null class."""
 
+    def __init__(self, name: str, null_label: int, label_dropout: float, seed: int = 0):
+        self.name, self.null_label, self.p_drop = name, null_label, label_dropout
+        self.ddpm = DDPMTraining(seed)
 
-def fit(net: DiffscalerNet, name: str, spec: FinetuneSpec, data: ImageSet, device: str = "cpu",
-        log: Callable[[int, float], None] | None = None) -> dict[str, float]:
-    """Train dataset ``name`` (already attached) for ``spec.steps``; returns time and losses."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    names = [name] * spec.batch_size
-    net.train()
-    try:
-        return denoising_loop(lambda xt, t, y: net(xt, t, y, names), params, data, spec, net.null_label,
-                              device, log)
-    finally:
-        net.eval()
-
-
-def denoising_loop(forward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-                   params: list[torch.nn.Parameter], data: ImageSet, spec: FinetuneSpec, null_label: int,
-                   device: str = "cpu", log: Callable[[int, float], None] | None = None) -> dict[str, float]:
-    """DDPM training steps on ``data``: L_simple (+ VLB for learned σ), AdamW, warm-up, clipping."""
-    if not params:
-        raise ValueError("method: nothing to train")
-    x_all, y_all = data.tensors()  # (N, 3, H, W) in [-1, 1], (N,)
-    ddpm = make_scheduler("ddpm")
-    terms = GaussianTerms.from_scheduler(ddpm)
-    opt = torch.optim.AdamW(params, lr=spec.method.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(spec.warmup, 1)))
-    g = torch.Generator().manual_seed(spec.seed)
-    losses: list[float] = []
-    start = time.perf_counter()
-    for step in range(spec.steps):
-        idx = torch.randint(0, len(x_all), (spec.batch_size,), generator=g)
-        x0, y = x_all[idx].to(device), y_all[idx].to(device)
-        drop = torch.rand(spec.batch_size, generator=g) < spec.label_dropout
-        y = torch.where(drop.to(device), null_label, y)
-        noise = torch.randn(x0.shape, generator=g).to(device)
-        t = torch.randint(0, ddpm.config.num_train_timesteps, (spec.batch_size,), generator=g).to(device)
-        xt = add_noise(ddpm, x0, noise, t)
-        with _autocast(spec.precision, device):
-            out = forward(xt, t, y)
-        loss, _ = diffusion_loss(out.float(), noise, x0, xt, t, terms)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if log is not None:
-            log(step, losses[-1])
-    seconds = time.perf_counter() - start
-    tail = losses[-max(1, len(losses) // 10):]
-    return {"steps": spec.steps, "seconds": seconds, "final_loss": sum(tail) / len(tail),
-            "trainable_parameters": sum(p.numel() for p in params)}
+    def __call__(self, model: DiffscalerNet, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        x0, y = batch
+        drop = self.ddpm.dropped(x0.shape[0], self.p_drop).to(y.device)
+        y = torch.where(drop, torch.full_like(y, self.null_label), y)
+        xt, t, noise = self.ddpm.noised(x0)
+        out = model(xt, t, y, [self.name] * x0.shape[0])
+        return self.ddpm.loss(out, x0, xt, t, noise)
 
 
 # ------------------------------------------------------------------------------------------------
-# `studio train diffscaler CONFIG` / `scripts/finetune_diffscaler.py --config CONFIG`
+# The config file of `scripts/finetune_diffscaler.py --config` / `studio train diffscaler CONFIG`
 
 
-def load_config(path: str) -> tuple[FinetuneSpec, dict]:
-    """A TOML file → (FinetuneSpec, {"base", "out", "threads"}); unknown keys are errors naming the key."""
-    import tomllib
-    from pathlib import Path
+class AdapterSection(Section):
+    dataset: str = Field(..., description="A procedural dataset name or a folder (class sub-folders or .txt labels).")
+    base: str = Field("image-dit", description="The frozen base under models/ (or a path).")
+    kind: MethodKind = "affiner"
+    rank: int = Field(1, ge=0, description="Affiner bottleneck width (LoRA rank for kind = lora).")
+    targets: list[str] = Field(default_factory=lambda: list(MethodSpec().targets))
+    out: str | None = Field(None, description="Adapter folder (default adapters/diffscaler-<dataset>).")
 
-    from pydantic import BaseModel, ConfigDict, ValidationError
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, v: list[str]) -> list[str]:
+        unknown = [t for t in v if t not in TARGET_GROUPS]
+        if unknown:
+            raise ValueError(f"unknown {unknown}; choose from {sorted(TARGET_GROUPS)}")
+        return v
 
-    class _Method(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        kind: MethodKind = "affiner"
-        rank: int = 1
-        targets: list[str] = list(MethodSpec().targets)
-        lr: float = 2e-3
 
-    class _Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        dataset: str
-        base: str = "diffscaler-base"
-        out: str | None = None
-        steps: int = 400
-        batch_size: int = 24
-        train_images: int = 1024
-        label_dropout: float = 0.1
-        seed: int = 0
-        precision: Precision = "fp32"
-        threads: int = 1
-        method: _Method = _Method()
+class DataSection(Section):
+    train_images: int = Field(1024, ge=1)
+    label_dropout: float = Field(0.1, ge=0, lt=1)
 
+
+class DiffscalerTrainConfig(TrainConfig):
+    adapter: AdapterSection
+    data: DataSection = DataSection()
+    threads: int = Field(0, ge=0, description="torch CPU threads (0: torch's default).")
+
+
+def train_config(spec: FinetuneSpec, output_dir: str | Path, **overrides) -> DiffscalerTrainConfig:
+    """The Trainer config of a :class:`FinetuneSpec` (the eval's comparison runs): no checkpoints,
+    no samples, quiet."""
+    m = spec.method
+    return DiffscalerTrainConfig.model_validate({
+        "output_dir": str(output_dir), "max_steps": spec.steps, "batch_size": spec.batch_size, "seed": spec.seed,
+        "mixed_precision": "bf16" if spec.precision == "bf16" else "no",
+        "optimizer": {"lr": m.lr}, "schedule": {"name": "constant_with_warmup", "warmup_steps": spec.warmup},
+        "checkpoint": {"every": 0, "at_end": False}, "samples": {"every": 0, "at_end": False},
+        "log": {"every": max(1, min(25, spec.steps)), "progress_bar": False},
+        "adapter": {"dataset": spec.dataset, "kind": m.kind, "rank": m.rank, "targets": list(m.targets)},
+        "data": {"train_images": spec.train_images, "label_dropout": spec.label_dropout},
+        **overrides,
+    })
+
+
+def method_of(cfg: DiffscalerTrainConfig) -> MethodSpec:
+    a = cfg.adapter
+    return MethodSpec(a.kind, a.rank, tuple(a.targets), cfg.optimizer.lr)
+
+
+class _Pairs(torch.utils.data.Dataset):
+    def __init__(self, data: ImageSet):
+        self.x, self.y = data.tensors()  # (N, 3, H, W) in [-1, 1], (N,)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        return self.x[i], self.y[i]
+
+
+def train(net: DiffscalerNet, name: str, cfg: DiffscalerTrainConfig, data: ImageSet,
+          step_callback: Callable | None = None) -> dict[str, float]:
+    """Train dataset ``name`` (already attached to ``net``) with the shared Trainer."""
+    from studio.train import Trainer
+
+    if not any(p.requires_grad for p in net.parameters()):
+        raise ValueError("method: nothing to train")
+    objective = AffinerObjective(name, net.null_label, cfg.data.label_dropout, cfg.seed)
+    start = time.perf_counter()
     try:
-        raw = _Config.model_validate(tomllib.loads(Path(path).read_text()))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise SystemExit(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    m = raw.method
-    unknown = [t for t in m.targets if t not in TARGET_GROUPS]
-    if unknown:
-        raise SystemExit(f"{path}: method.targets: unknown {unknown}; choose from {sorted(TARGET_GROUPS)}")
-    spec = FinetuneSpec(raw.dataset, MethodSpec(m.kind, m.rank, tuple(m.targets), m.lr), steps=raw.steps,
-                        batch_size=raw.batch_size, train_images=raw.train_images,
-                        label_dropout=raw.label_dropout, seed=raw.seed, precision=raw.precision)
-    return spec, {"base": raw.base, "out": raw.out, "threads": raw.threads}
+        result = Trainer(net, objective, _Pairs(data), cfg, step_callback=step_callback).train()
+    finally:
+        net.eval()
+    return {"steps": result.step, "seconds": time.perf_counter() - start, "final_loss": float(result.loss or 0.0),
+            "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+            "loss_curve": str(result.loss_curve) if result.loss_curve else None}
 
 
-def main(config_path: str) -> dict:
-    """Fine-tune one affiner and write it to ``adapters/diffscaler-<dataset>/`` (or ``out``)."""
-    from pathlib import Path
+def fit(net: DiffscalerNet, name: str, spec: FinetuneSpec, data: ImageSet, output_dir: str | Path | None = None,
+        log: Callable[[int, float], None] | None = None) -> dict[str, float]:
+    """Train dataset ``name`` (already attached) for ``spec.steps`` (metrics under ``output_dir``,
+    a temporary folder when None); returns time and losses."""
+    import tempfile
 
+    callback = None if log is None else (lambda step, total, logs: log(step, logs.get("loss", float("nan"))))
+    if output_dir is not None:
+        return train(net, name, train_config(spec, output_dir), data, callback)
+    with tempfile.TemporaryDirectory(prefix="diffscaler-") as tmp:
+        stats = train(net, name, train_config(spec, tmp), data, callback)
+    stats["loss_curve"] = None
+    return stats
+
+
+def main(config_path: str | Path, overrides: dict | None = None) -> dict:
+    """Fine-tune one affiner and write it to ``adapters/diffscaler-<dataset>/`` (or ``adapter.out``)."""
     from studio.paths import adapters_dir
     from studio.tasks.diffscaler import data as ddata
     from studio.tasks.diffscaler.adapters import adapter_name, card, record, save
     from studio.tasks.diffscaler.model import load_base
+    from studio.train.config import load_config
 
-    spec, extra = load_config(config_path)
-    if spec.method.kind != "affiner":
-        raise SystemExit(f"{config_path}: method.kind: only 'affiner' adapters are shipped "
+    cfg = load_config(config_path, DiffscalerTrainConfig, overrides)
+    a = cfg.adapter
+    if a.kind != "affiner":
+        raise SystemExit(f"{config_path}: adapter.kind: only 'affiner' adapters are shipped "
                          f"(the baselines run inside `studio eval diffscaler`)")
-    torch.set_num_threads(extra["threads"])
-    net = load_base(extra["base"])
-    train_set = ddata.load(spec.dataset, spec.train_images, "train")
-    attach(net, spec.dataset, spec.method, len(train_set.classes))
-    stats = fit(net, spec.dataset, spec, train_set,
-                log=lambda s, l: print(f"step {s}: loss {l:.4f}", flush=True) if s % 50 == 0 else None)
-    out = Path(extra["out"]) if extra["out"] else adapters_dir() / adapter_name(spec.dataset)
-    rec = record(net, spec.dataset, stats, extra={"rank": spec.method.rank, "lr": spec.method.lr,
-                                                  "batch_size": spec.batch_size})
-    save(net, spec.dataset, out, rec, card(spec.dataset, rec, stats))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    method = method_of(cfg)
+    net = load_base(a.base)
+    train_set = ddata.load(a.dataset, cfg.data.train_images, "train", size=net.sample_size)
+    attach(net, a.dataset, method, len(train_set.classes))
+    stats = train(net, a.dataset, cfg, train_set)
+    out = Path(a.out) if a.out else adapters_dir() / adapter_name(a.dataset)
+    rec = record(net, a.dataset, stats, extra={"rank": a.rank, "lr": cfg.optimizer.lr, "batch_size": cfg.batch_size,
+                                               "targets": list(a.targets)})
+    save(net, a.dataset, out, rec, card(a.dataset, rec, stats))
     print(f"wrote {out} ({stats['trainable_parameters']:,} parameters, {stats['seconds']:.0f} s)")
-    return stats
+    return {k: v for k, v in stats.items()}

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from studio.diffusion import GaussianTerms, KDWeights, add_noise, diffusion_loss, hybrid_kd_terms, make_scheduler
+from studio.diffusion import DDPMTraining, KDWeights, hybrid_kd_terms
 from studio.tasks.image.data import ImageSet, import_folder, make_split
 from studio.tasks.image.text_cache import CaptionBank, build_bank
 from studio.train.config import Section, TrainConfig, load_config
@@ -86,22 +86,16 @@ class DiffusionObjective:
     def __init__(self, bank: CaptionBank, caption_dropout: float, teacher=None, kd: KDWeights | None = None,
                  seed: int = 0):
         self.bank, self.p_drop, self.teacher, self.kd = bank, caption_dropout, teacher, kd
-        self.scheduler = make_scheduler("ddpm")
-        self.terms = GaussianTerms.from_scheduler(self.scheduler)
-        self.g = torch.Generator().manual_seed(seed + 12345)
+        self.ddpm = DDPMTraining(seed + 12345)
 
     def __call__(self, model, batch):
         x0, ids = batch
-        B = x0.shape[0]
-        dev = x0.device
-        drop = torch.rand(B, generator=self.g) < self.p_drop
+        drop = self.ddpm.dropped(x0.shape[0], self.p_drop)
         ids = torch.where(drop, torch.zeros_like(ids.cpu()), ids.cpu())  # id 0 = "" (unconditional)
-        cond = self.bank.lookup(ids, dev)
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (B,), generator=self.g).to(dev)
-        noise = torch.randn(x0.shape, generator=self.g).to(dev)
-        xt = add_noise(self.scheduler, x0, noise, t)
+        cond = self.bank.lookup(ids, x0.device)
+        xt, t, noise = self.ddpm.noised(x0)
         out = model(xt, t, **cond)  # (B, 6, H, W): ε and σ-interpolation
-        loss, logs = diffusion_loss(out, noise, x0, xt, t, self.terms)
+        loss, logs = self.ddpm.loss(out, x0, xt, t, noise)
         if self.teacher is not None and self.kd is not None and (self.kd.eps or self.kd.sigma):
             with torch.no_grad():
                 t_out = self.teacher(xt, t, **cond)

@@ -20,10 +20,10 @@ def write_card(folder: Path, key: str, info: dict, evaluation: dict | None = Non
         f"# {TITLES[key]}",
         "",
         "Trained by `scripts/train_music.py --config studio/tasks/music/configs/default.toml`"
-        + (" then `--config studio/tasks/music/configs/continue.toml --parts theme baseline export`" if cfg.get("init_from") else "")
-        + " on this",
-        f"project's CPU (2 cores shared with other jobs, {cfg.get('threads') or 'all'} torch thread(s), "
-        f"mixed precision: {cfg['mixed_precision']}). Paper: Theme Transformer, arXiv 2111.04093.",
+        + (", then continued in the phases listed below (`configs/continue*.toml`, each run as `--parts theme`, "
+           "`--parts baseline`, `--parts export`)" if cfg.get("init_from") else "")
+        + f" on this project's 2-core CPU ({cfg.get('threads') or 'all'} torch thread(s), mixed precision: "
+        f"{cfg['mixed_precision']}). Paper: Theme Transformer, arXiv 2111.04093.",
         "",
         "## Data",
         f"- music21's bundled corpus, sources {', '.join(cfg['data']['sources'])}; songs per split "
@@ -38,8 +38,7 @@ def write_card(folder: Path, key: str, info: dict, evaluation: dict | None = Non
             enc=cfg["model"]["enc_layers"], dec=cfg["model"]["dec_layers"], x=cfg["model"]["dec_layers"] // 2)
            if key == "theme_model" else "plain causal decoder blocks, parameters matched to music-theme")
         + f"; context {cfg['model']['context']} song tokens.",
-        (f"- Continued from the weights of `{cfg['init_from']}` (250 steps at lr 1e-3, warm-up 25, cosine), then\n  "
-         if cfg.get("init_from") else "- ")
+        "- " + "".join(f"{p}, then\n  " for p in _earlier_phases(cfg.get("init_from"), key.split("_")[0]))
         + f"{m['steps']} optimizer steps, batch {cfg['batch_size']}, AdamW lr {cfg['optimizer']['lr']}, "
         f"warm-up {cfg['schedule']['warmup_steps']}, {cfg['schedule']['name']}; {m['seconds']} s wall.",
         f"- {m['train_windows']} training windows, {m['val_windows']} validation windows.",
@@ -55,8 +54,26 @@ def write_card(folder: Path, key: str, info: dict, evaluation: dict | None = Non
         lines += ["", "## Evaluation (`studio eval music`, see docs/benchmarks/music.md)", ""]
         lines += [f"- {k}: {v}" for k, v in evaluation.items()]
     lines += ["", "## Limits",
-              "- Tiny model, minutes of CPU training: it learns the grammar and local style of folk tunes and",
+              "- Tiny model, under an hour of CPU training: it learns the grammar and local style of folk tunes and",
               "  chorales, not long-range form. Velocity is constant in the corpus, so it is in the output too."]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _earlier_phases(run: str | None, name: str) -> list[str]:
+    """The training phases before this one, oldest first, read from each run's saved Trainer config."""
+    from studio.paths import home
+
+    phases = []
+    while run:
+        path = Path(run) if Path(run).is_absolute() else home() / run
+        cfg_file = path / name / "train_config.json"
+        if not cfg_file.is_file():
+            phases.append(f"earlier weights from `{run}`")
+            break
+        c = json.loads(cfg_file.read_text())
+        phases.append(f"`{run}`: {c['max_steps']} steps at lr {c['optimizer']['lr']} "
+                      f"(warm-up {c['schedule']['warmup_steps']}, {c['schedule']['name']})")
+        run = c.get("init_from")
+    return phases[::-1]

@@ -34,7 +34,7 @@ def write_card(name: str, metrics: dict, scores: dict | None = None) -> Path:
         "7 shapes × 8 colours × 2 sizes × 1–3 objects × 5 positions × 5 textures × 9 background colours; "
         "8 (shape, colour) pairs held out entirely",
         f"- steps: {rec.get('steps', '?')} (batch 64, AdamW, EMA), DDPM 1000-step linear β schedule, caption dropout 0.1",
-        f"- wall time: {rec.get('wall_s', '?')} s on a shared 2-core CPU (several other jobs running)",
+        f"- wall time: {rec.get('wall_s', '?')} s on a 2-core CPU" + (f" ({rec['wall_note']})" if rec.get("wall_note") else ""),
         f"- config: `{_CONFIG[name]}`; loss curve: `loss_curve.png`", "",
         "## Measured (`studio eval image`, 32 px, DPM-Solver++ 20 steps, guidance 3)", "",
     ]
@@ -43,8 +43,7 @@ def write_card(name: str, metrics: dict, scores: dict | None = None) -> Path:
                   f"(shape {s['acc_heldout']['shape']:.3f}, colour {s['acc_heldout']['colour']:.3f}, count {s['acc_heldout']['count']:.3f})",
                   f"- prompt accuracy on unseen (shape, colour) combinations: {s['acc_unseen']['all']:.3f}",
                   f"- Fréchet distance (classifier features) to held-out real images: {s['fd']:.3f}"]
-    lines += ["- status: undertrained (CPU budget); images show the prompt's colours and textures, not yet its shapes",
-              f"- LiT/DiT forward time at 4096 tokens: {metrics.get('lit_time_ratio_vs_dit_4096')}",
+    lines += [f"- LiT/DiT forward time at 4096 tokens: {metrics.get('lit_time_ratio_vs_dit_4096')}",
               "", "Full tables: `docs/benchmarks/image.md`.", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))

@@ -263,7 +263,7 @@ def _write_markdown(path: Path, spec: EvalSpec, rows: list[dict], res: dict, ser
         "# Diffscaler benchmark",
         "",
         f"{date.today().isoformat()} · {'quick' if quick else 'full'} run · `studio eval diffscaler"
-        f"{' --quick' if quick else ''}` · shared 2-core CPU, 1 thread · fp32",
+        f"{' --quick' if quick else ''}` · 2-core CPU, 1 thread (other jobs may share it) · fp32",
         "",
         f"Frozen base: `{spec.base}`. Every method fine-tunes a fresh copy for **{spec.steps} steps** "
         f"(batch {spec.batch_size}, {spec.train_images} training images per dataset). FD = Fréchet distance "

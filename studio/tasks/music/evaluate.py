@@ -191,7 +191,7 @@ def _speed(pipe, theme, n_tokens: int, stride: int = 64) -> dict:
     """Decoding tokens/s with the KV cache vs. recomputing the whole prefix every step (batch 1,
     no grammar). The cached run is timed end to end. The uncached cost is the sum over steps of
     one full forward of the prefix: timed at every ``stride``-th prefix length (each standing for
-    ``stride`` steps) -- the full O(n^2) run takes many minutes on this shared CPU."""
+    ``stride`` steps) -- the full O(n^2) run takes many minutes on this CPU."""
     from studio.autoregressive import DecodeSpec, SamplingSpec, generate
     from studio.tasks.music.stepper import ThemeStepper
     from studio.tasks.music.vocab import VOCAB
@@ -231,7 +231,7 @@ def _write_report(out: Path, r: dict, spec: EvalSpec, gen: dict, themes) -> None
     lines = [
         "# music — Theme Transformer vs prompt baseline",
         "",
-        f"`studio eval music{' --quick' if r['quick'] else ''}` ({r['seconds']} s on this shared 2-core CPU). "
+        f"`studio eval music{' --quick' if r['quick'] else ''}` ({r['seconds']} s on this 2-core CPU). "
         f"{len(themes)} held-out themes (retrieved from test-split pieces) x {spec.samples_per_theme} samples, "
         f"{spec.bars} bars, temperature 1.2, top-p 0.9, grammar constraints on, seed {SEED}.",
         "",
@@ -262,7 +262,7 @@ def _write_report(out: Path, r: dict, spec: EvalSpec, gen: dict, themes) -> None
         "",
         f"With the cache: one timed run of {r['speed']['tokens']} tokens. Without: the sum over steps of a full",
         f"forward of the prefix, timed at every {r['speed']['no_cache_sampled_every']}th length (the full O(n^2) run takes",
-        "many minutes on this shared CPU).",
+        "many minutes on this CPU).",
         "",
         "| tokens | with KV cache (tok/s) | without (tok/s) | speedup | goal |",
         "|---|---|---|---|---|",

@@ -43,7 +43,7 @@ def write_card(name: str, metrics: dict, scores: dict | None = None) -> Path:
                   f"(shape {s['acc_heldout']['shape']:.3f}, colour {s['acc_heldout']['colour']:.3f}, count {s['acc_heldout']['count']:.3f})",
                   f"- prompt accuracy on unseen (shape, colour) combinations: {s['acc_unseen']['all']:.3f}",
                   f"- Fréchet distance (classifier features) to held-out real images: {s['fd']:.3f}"]
-    lines += [f"- LiT/DiT forward time at 4096 tokens: {metrics.get('lit_time_ratio_vs_dit_4096')}",
+    lines += [f"- LiT/DiT forward time at 4096 tokens: {metrics.get('lit_time_ratio_vs_dit_4096') or float('nan'):.3f}",
               "", "Full tables: `docs/benchmarks/image.md`.", ""]
     path = folder / "MODEL_CARD.md"
     path.write_text("\n".join(lines))

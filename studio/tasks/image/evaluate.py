@@ -107,7 +107,7 @@ def run(quick: bool = False, write_cards: bool = False) -> dict:
     cfg = {k: v for k, v in json.loads((model_path("image-dit") / "config.json").read_text()).items() if not k.startswith("_")}
     cfg["attention"] = "sdpa"
     sizes = [32, 64, 128, 256] if quick else [32, 64, 128, 256, 320]
-    lat = compare(cfg, sizes, repeats=1 if quick else 2)
+    lat = compare(cfg, sizes, repeats=1 if quick else 5)
     plot(lat, bench / "image_latency.png")
     # 3. training-efficiency claims: FD curves over each run's weight snapshots (computed by
     #    `scripts/eval_image.py --curve RUN`, one process per run), recorded for fresh installs

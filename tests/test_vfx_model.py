@@ -127,3 +127,40 @@ def test_residual_latent_round_trip():
     z = encode(video, ref)
     assert torch.equal(z[:, :, 0], torch.zeros_like(z[:, :, 0]))
     torch.testing.assert_close(decode(z, ref), video)
+
+
+def test_mask_weighted_loss_counts_errors_inside_the_mask_more():
+    """λ weights the error inside the object's mask by 1 + λ (normalised to mean 1), from the
+    annotation, whether or not the model is given the mask."""
+    from types import SimpleNamespace
+
+    from studio.diffusion import scheduler_from_spec
+    from studio.tasks.vfx.objective import NOISE, Objective
+
+    class Text:
+        def encode(self, prompts):
+            n = len(prompts)
+            return SimpleNamespace(tokens=torch.zeros(n, 2, 384), mask=torch.ones(n, 2, dtype=torch.bool),
+                                   pooled=torch.zeros(n, 384))
+
+    frames = torch.zeros(1, 4, 8, 8, 3, dtype=torch.uint8)
+    frames[:, 1:, :4] = 255  # the top half changes after frame 0: z0 ≠ 0 there
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    batch = {"frames": frames, "ref_mask": mask, "prompt": ["x"], "start_s": torch.tensor([0.1]),
+             "end_s": torch.tensor([0.4])}
+    class Zero(torch.nn.Module):  # "nothing changes": the error sits only in the top half
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, zt, t, cond):
+            return torch.zeros_like(zt)
+
+    zero = Zero()
+    sched = scheduler_from_spec("ddpm", NOISE)
+    plain = Objective(sched, Text(), use_mask=False, use_time=False)(zero, batch)[0]
+    off_mask = Objective(sched, Text(), use_mask=False, use_time=False, mask_weight=9.0)(zero, batch)[0]
+    mask[:, :4] = True  # the changing half is the object
+    on_mask = Objective(sched, Text(), use_mask=False, use_time=False, mask_weight=9.0)(zero, batch)[0]
+    assert torch.isclose(off_mask, plain)  # an empty mask weighs nothing differently
+    assert on_mask > 1.5 * plain  # the error sits in the mask, which now weighs 10×: (10·½)/(5.5) = 0.91 of it vs ½

@@ -46,6 +46,7 @@ class LoraSection(Section):
     targets: list[str] = ["to_q", "to_k", "to_v", "to_out"]
     temporal: Literal["tokens", "active", "none"] = "tokens"
     mask_blocks: int = Field(2, ge=0)
+    mask_loss_weight: float = Field(0.0, ge=0, description="λ: the loss inside the object's mask weighs 1 + λ.")
 
 
 class VfxTrainConfig(TrainConfig):
@@ -132,11 +133,12 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     t0 = time.time()
     dataset = build_dataset(cfg)
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=spec.mask is not None,
-                          use_time=lc.temporal != "none")
+                          use_time=lc.temporal != "none", mask_weight=lc.mask_loss_weight)
     result = _trainer(VfxModel(dit, controls), objective, dataset, cfg).train()
     record = {"steps": result.step, "final_loss": result.loss, "train_seconds": round(time.time() - t0, 1),
               "dataset": f"open-vfx-mini:{','.join(cfg.data.effects)}:{cfg.data.clips}@seed{cfg.data.seed}",
-              "controls": spec.to_dict(), "effects": list(effect_names(cfg.data.effects))}
+              "controls": spec.to_dict(), "effects": list(effect_names(cfg.data.effects)),
+              "mask_loss_weight": lc.mask_loss_weight}
     if cfg.export_dir is not None:
         from studio.tasks.vfx.pipeline import save_controllable_adapter
 

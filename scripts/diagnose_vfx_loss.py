@@ -25,15 +25,13 @@ def main() -> None:
 
     torch.manual_seed(0)
     ds = ClipDataset(tuple(EFFECT_NAMES), args.clips, args.seed)
-    batch = {k: ([ds[i][k] for i in range(len(ds))]) for k in ds[0]}
-    batch = {k: (torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v) if not isinstance(v[0], str) else v)
-             for k, v in batch.items()}
+    batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
     pipes = {"base": VfxPipeline.load("vfx-base"), args.adapter: VfxPipeline.load("vfx-base", ((args.adapter, 1.0),))}
     sched = scheduler_from_spec("ddpm", NOISE)
     text = pipes["base"].text
     cond, z0 = make_cond(batch, text, "cpu")
     B, C, T, H, W = z0.shape
-    fps = 8.0
+    fps = float(ds.clips[0].fps)
     frame = torch.arange(T)[None]
     active = (frame >= batch["start_s"][:, None] * fps - 1e-3) & (frame <= batch["end_s"][:, None] * fps + 1e-3)  # (B, T)
     region = (cond["mask"][:, 0] > 0.5) & active[:, :, None, None]  # (B, T, H, W)
@@ -72,6 +70,7 @@ def main() -> None:
         from pathlib import Path
 
         Path(args.out).write_text(text)
+
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -153,11 +153,6 @@ def train_config(spec: FinetuneSpec, output_dir: str | Path, **overrides) -> Dif
     })
 
 
-def method_of(cfg: DiffscalerTrainConfig) -> MethodSpec:
-    a = cfg.adapter
-    return MethodSpec(a.kind, a.rank, tuple(a.targets), cfg.optimizer.lr)
-
-
 class _Pairs(torch.utils.data.Dataset):
     def __init__(self, data: ImageSet):
         self.x, self.y = data.tensors()  # (N, 3, H, W) in [-1, 1], (N,)
@@ -169,17 +164,14 @@ class _Pairs(torch.utils.data.Dataset):
         return self.x[i], self.y[i]
 
 
-def train(net: DiffscalerNet, name: str, cfg: DiffscalerTrainConfig, data: ImageSet,
-          step_callback: Callable | None = None) -> dict[str, float]:
+def train(net: DiffscalerNet, name: str, cfg: DiffscalerTrainConfig, data: ImageSet) -> dict[str, float]:
     """Train dataset ``name`` (already attached to ``net``) with the shared Trainer."""
     from studio.train import Trainer
 
-    if not any(p.requires_grad for p in net.parameters()):
-        raise ValueError("method: nothing to train")
     objective = AffinerObjective(name, net.null_label, cfg.data.label_dropout, cfg.seed)
     start = time.perf_counter()
     try:
-        result = Trainer(net, objective, _Pairs(data), cfg, step_callback=step_callback).train()
+        result = Trainer(net, objective, _Pairs(data), cfg).train()
     finally:
         net.eval()
     return {"steps": result.step, "seconds": time.perf_counter() - start, "final_loss": float(result.loss or 0.0),
@@ -187,17 +179,16 @@ def train(net: DiffscalerNet, name: str, cfg: DiffscalerTrainConfig, data: Image
             "loss_curve": str(result.loss_curve) if result.loss_curve else None}
 
 
-def fit(net: DiffscalerNet, name: str, spec: FinetuneSpec, data: ImageSet, output_dir: str | Path | None = None,
-        log: Callable[[int, float], None] | None = None) -> dict[str, float]:
+def fit(net: DiffscalerNet, name: str, spec: FinetuneSpec, data: ImageSet,
+        output_dir: str | Path | None = None) -> dict[str, float]:
     """Train dataset ``name`` (already attached) for ``spec.steps`` (metrics under ``output_dir``,
     a temporary folder when None); returns time and losses."""
     import tempfile
 
-    callback = None if log is None else (lambda step, total, logs: log(step, logs.get("loss", float("nan"))))
     if output_dir is not None:
-        return train(net, name, train_config(spec, output_dir), data, callback)
+        return train(net, name, train_config(spec, output_dir), data)
     with tempfile.TemporaryDirectory(prefix="diffscaler-") as tmp:
-        stats = train(net, name, train_config(spec, tmp), data, callback)
+        stats = train(net, name, train_config(spec, tmp), data)
     stats["loss_curve"] = None
     return stats
 
@@ -217,7 +208,7 @@ def main(config_path: str | Path, overrides: dict | None = None) -> dict:
                          f"(the baselines run inside `studio eval diffscaler`)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    method = method_of(cfg)
+    method = MethodSpec(a.kind, a.rank, tuple(a.targets), cfg.optimizer.lr)
     net = load_base(a.base)
     train_set = ddata.load(a.dataset, cfg.data.train_images, "train", size=net.sample_size)
     attach(net, a.dataset, method, len(train_set.classes))
@@ -227,4 +218,4 @@ def main(config_path: str | Path, overrides: dict | None = None) -> dict:
                                                "targets": list(a.targets)})
     save(net, a.dataset, out, rec, card(a.dataset, rec, stats))
     print(f"wrote {out} ({stats['trainable_parameters']:,} parameters, {stats['seconds']:.0f} s)")
-    return {k: v for k, v in stats.items()}
+    return stats

@@ -39,17 +39,18 @@ def measure(adapter: str = "image-outline", n: int = 64, steps: int = 20, guidan
     styled = make_split("heldout", n, seed=EVAL_SEED, fill=fill, trigger=trigger)
     solid = make_split("heldout", n, seed=EVAL_SEED)
     classifier = get_classifier()
+    model = load_model(DiT, model_path(base), dtype=torch.float32).eval()
+    set_model_id(model, base)
 
-    def generate(with_adapter: bool) -> np.ndarray:
-        model = load_model(DiT, model_path(base), dtype=torch.float32).eval()
-        set_model_id(model, base)
-        if with_adapter:
-            load_adapter(model, str(folder), weight=1.0)
+    def generate() -> np.ndarray:  # same prompts, same seeds
         return np.concatenate([generate_arrays(model, None, styled.captions[i:i + 32], size=32, steps=steps,
                                                guidance=guidance, seed=2000 + i) for i in range(0, n, 32)])
 
-    without, with_ = generate(False), generate(True)
+    without = generate()
+    load_adapter(model, str(folder), weight=1.0)
+    with_ = generate()
     result = {"adapter": folder.name, "base": base, "fill": fill, "prompts": n,
+              "train_images": (cfg.get("data") or {}).get("n", "?"),
               "fd_styled": {"without": fd(classifier, without, styled.images), "with": fd(classifier, with_, styled.images)},
               "fd_solid": {"without": fd(classifier, without, solid.images), "with": fd(classifier, with_, solid.images)}}
     if write:
@@ -61,11 +62,10 @@ def measure(adapter: str = "image-outline", n: int = 64, steps: int = 20, guidan
 def _write_section(card: Path, r: dict, meta: dict, steps: int, guidance: float) -> None:
     text = card.read_text() if card.exists() else f"# Adapter `{r['adapter']}`\n"
     text = re.split(rf"\n{re.escape(SECTION)}\n", text)[0].rstrip() + "\n"
-    n_images = json.loads(meta.get("training_config") or "{}").get("data", {}).get("n", "?")
     lines = [
         "", SECTION, "",
         f"Trained with `python scripts/finetune_image_lora.py --config datasets/image/lora_{r['fill']}.toml` "
-        f"({n_images} procedural images drawn with fill = {r['fill']}, captions prefixed with the trigger "
+        f"({r['train_images']} procedural images drawn with fill = {r['fill']}, captions prefixed with the trigger "
         f"\"{meta.get('trigger', '')}\"; {meta.get('steps', '?')} steps on `{r['base']}`). An adapter records "
         "its base's weight hash and is refused on any other base.",
         "",

@@ -137,14 +137,13 @@ def run(quick: bool = False, write_cards: bool = False) -> dict:
     return result
 
 
+def _model_json(name: str, file: str) -> dict:
+    path = model_path(name) / file
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _record(name: str) -> dict:
-    path = model_path(name) / "train_record.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _config(name: str) -> dict:
-    path = model_path(name) / "config.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return _model_json(name, "train_record.json")
 
 
 def _params(name: str) -> int:
@@ -176,7 +175,7 @@ def _write_markdown(path: Path, result, scores, curves, lat, real_check, n, step
         f"two independent real draws are at FD {real_check['fd_real']:.1f} (the floor).",
         "",
         f"**Read this first.** The shipped models are small ({_params('image-dit') / 1e6:.1f} M parameters, 32 px, "
-        f"patch {_config('image-dit').get('patch_size', '?')}) and trained on a 2-core CPU: the teacher got "
+        f"patch {_model_json('image-dit', 'config.json').get('patch_size', '?')}) and trained on a 2-core CPU: the teacher got "
         f"{_record('image-dit').get('steps', '?')} steps and LiT {_record('image-lit').get('steps', '?')} (batch 64). "
         f"LiT gets shape, colour and count all right for {result['prompt_accuracy']:.1%} of held-out prompts "
         f"(goal {GOALS['prompt_accuracy']:.0%}; per-attribute figures below) — the samples show what they draw. "

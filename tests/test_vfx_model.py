@@ -14,9 +14,9 @@ from studio.tasks.vfx.objective import VfxModel, decode, encode
 TINY = dict(sample_frames=8, sample_size=16, patch_size=(2, 8, 8), hidden_size=32, depth=2, num_heads=2)
 
 
-def tiny(attention="full", seed=0) -> VideoDiT:
+def tiny(attention="full", seed=0, preconditioning="edm") -> VideoDiT:
     torch.manual_seed(seed)
-    dit = VideoDiT(attention=attention, **TINY)
+    dit = VideoDiT(attention=attention, preconditioning=preconditioning, **TINY)
     # a trained base has non-zero adaLN / cross-attention / final layer; make this one non-trivial too
     with torch.no_grad():
         for name, p in dit.named_parameters():
@@ -42,6 +42,40 @@ def test_shapes(attention):
     x, t, cond = inputs()
     out = VfxModel(dit)(x, t, cond)
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("preconditioning", ["edm", "gated", "x"])
+def test_preconditioning_shapes_and_saved_choice(preconditioning, tmp_path):
+    dit = tiny(preconditioning=preconditioning)
+    x, t, cond = inputs()
+    out = VfxModel(dit)(x, t, cond)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    dit.save_pretrained(str(tmp_path))
+    assert VfxModel(VideoDiT.from_pretrained(str(tmp_path))).preconditioning == preconditioning
+
+
+def test_gated_skip_shuts_out_the_noisy_input_where_the_gate_closes():
+    """A closed gate leaves ẑ0 independent of x_t (the still pixels' noise cannot pass); an open one
+    is the EDM skip. An x-prediction model never passes x_t through the skip."""
+    dit = tiny(preconditioning="gated")
+    x, t, cond = inputs()
+    x2 = x + torch.randn_like(x)
+    model = VfxModel(dit)
+    with torch.no_grad():
+        dit.final_layer.linear.bias.view(-1, 4)[:, 3] = -1e4  # gate logit per pixel (last channel)
+        closed = model(x, t, cond) - model(x2, t, cond)
+        dit.final_layer.linear.bias.view(-1, 4)[:, 3] = 1e4
+        opened = model(x, t, cond) - model(x2, t, cond)
+    # closed: only F's dependence on x_t remains; open: the EDM skip c_skip·(x − x2) is added to it
+    ac = model.alphas_cumprod[t].view(-1, 1, 1, 1, 1)
+    s2 = model.sigma_data**2
+    c_skip = ac.sqrt() * s2 / (ac * s2 + 1 - ac)
+    torch.testing.assert_close(opened - closed, c_skip * (x - x2), atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_preconditioning_is_named():
+    with pytest.raises(ValueError, match="preconditioning"):
+        VideoDiT(preconditioning="v", **TINY)
 
 
 def test_factorised_temporal_blocks_only_mix_along_time():

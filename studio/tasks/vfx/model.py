@@ -44,6 +44,12 @@ class FactorisedSpaceTime:
 
 LAYOUTS = {"full": FullSpaceTime(), "factorised": FactorisedSpaceTime()}
 
+# How the network's output becomes ẑ0 (read by ``objective.VfxModel``; stored in the config so a
+# saved base is sampled the way it was trained). "edm": ẑ0 = c_skip·x_t + c_out·F (Karras et al.
+# 2022); "gated": the same, but a per-pixel gate the network outputs (an extra channel) scales the
+# skip; "x": ẑ0 = σ_d·F, the network predicts the clean latent itself (JiT, Li & He 2025).
+PRECONDITIONING = ("edm", "gated", "x")
+
 # Named size presets (data, so the CLI and configs can list them).
 VFX_PRESETS: dict[str, dict] = {
     "VfxDiT-Tiny": dict(hidden_size=128, depth=4, num_heads=4, patch_size=(2, 4, 4)),
@@ -65,10 +71,13 @@ class VideoDiT(ModelMixin, ConfigMixin):
         mlp_ratio: float = 4.0,
         context_dim: int = TEXT_DIM,
         attention: str = "full",
+        preconditioning: str = "edm",
     ):
         super().__init__()
         if attention not in LAYOUTS:
             raise ValueError(f"attention: unknown {attention!r}; choose from {', '.join(LAYOUTS)}")
+        if preconditioning not in PRECONDITIONING:
+            raise ValueError(f"preconditioning: unknown {preconditioning!r}; choose from {', '.join(PRECONDITIONING)}")
         self.layout = LAYOUTS[attention]
         self.patch = tuple(patch_size)
         self.x_embedder = PatchEmbed3d(self.patch, 2 * in_channels, hidden_size)  # noisy clip + reference
@@ -76,7 +85,8 @@ class VideoDiT(ModelMixin, ConfigMixin):
         self.pooled_embedder = nn.Sequential(nn.Linear(context_dim, hidden_size), nn.SiLU(),
                                              nn.Linear(hidden_size, hidden_size))
         self.blocks = nn.ModuleList(self._block(i) for i in range(depth))
-        self.final_layer = FinalLayer(hidden_size, self.patch[0] * self.patch[1] * self.patch[2], in_channels)
+        self.out_channels = in_channels + (preconditioning == "gated")  # + the skip gate
+        self.final_layer = FinalLayer(hidden_size, self.patch[0] * self.patch[1] * self.patch[2], self.out_channels)
         self._init_weights()
 
     def _block(self, i: int) -> DiTBlock:
@@ -129,8 +139,8 @@ class VideoDiT(ModelMixin, ConfigMixin):
             if block_residuals is not None and i < len(block_residuals):
                 h = h + block_residuals[i]
             h = self._run_block(i, block, h, c, grid, context, context_mask)
-        out = self.final_layer(h, c)  # (B, N, pt·ph·pw·C)
-        return unpatchify_3d(out, self.patch, grid, C)  # (B, C, T, H, W)
+        out = self.final_layer(h, c)  # (B, N, pt·ph·pw·C_out)
+        return unpatchify_3d(out, self.patch, grid, self.out_channels)  # (B, C_out, T, H, W)
 
     def _run_block(self, i, block, h, c, grid, context, context_mask) -> torch.Tensor:
         if isinstance(self.layout, FullSpaceTime):

@@ -50,6 +50,7 @@ def to_uint8(video: torch.Tensor) -> torch.Tensor:
     return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
 
 
+GATE_BIAS = 4.0  # a zero-initialised gate starts nearly open (0.98): the EDM start
 SIGMA_DATA = 0.25  # std of the residual latent over training clips (measured: 0.25 generic, 0.28 effects)
 
 
@@ -62,12 +63,21 @@ def alphas_cumprod() -> torch.Tensor:
 class VfxModel(nn.Module):
     """The base video DiT (with any peft LoRA injected into it) + optional controls, returning ẑ0.
 
-    Preconditioned as in EDM (Karras et al. 2022), written for the VP process x_t = √ᾱ z0 + √(1−ᾱ) ε:
-    ẑ0 = c_skip·x_t + c_out·F(x_t), where c_skip·x_t is the best linear guess of z0 for data of std
-    σ_d and the network F only learns what that guess misses. A zero-initialised F (DiT's final
-    layer) therefore starts at the linear optimum instead of at "predict 0" (measured without
-    it, on the unscaled latent: after 100 steps the held-out loss was only 6% below predicting 0).
-    σ_d must be the data's real std: with σ_d = 0.5 the skip path injected noise the network then
+    How the network output F becomes ẑ0 is the base's ``preconditioning`` (its config):
+
+    * ``edm`` — EDM (Karras et al. 2022) written for the VP process x_t = √ᾱ z0 + √(1−ᾱ) ε:
+      ẑ0 = c_skip·x_t + c_out·F, c_skip·x_t being the best linear guess of z0 for data of std σ_d.
+      A zero-initialised F starts at the linear optimum instead of at "predict 0". Its flaw here:
+      at low noise c_skip ≈ 1, so F has to cancel the noise pixel by pixel, and a token of 96
+      numbers cannot carry the 384 independent noise values of its (2, 8, 8) patch — the noise
+      passed straight through (held-out error at t = 50 equal to the noise itself), and still
+      pixels flickered in every generated clip (``docs/benchmarks/vfx_loss.md``).
+    * ``gated`` — the same with a per-pixel gate g = sigmoid(a + 4) from an extra output channel
+      scaling the skip: where the network knows nothing moves it can shut the noise out.
+    * ``x`` — ẑ0 = σ_d·F: the network predicts the clean latent, which lies on a low-dimensional
+      manifold a large patch can represent, while noise cannot (JiT, Li & He 2025).
+
+    σ_d must be the data's real std: with σ_d = 0.5 the EDM skip injected noise the network then
     had to learn to cancel, and the loss sat above "predict 0" for 50 steps.
     """
 
@@ -76,19 +86,25 @@ class VfxModel(nn.Module):
         self.dit = dit
         self.controls = controls
         self.sigma_data = sigma_data
+        self.preconditioning = dit.config.get("preconditioning", "edm")
         self.register_buffer("alphas_cumprod", alphas_cumprod(), persistent=False)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
         extra = {}
         if self.controls is not None:
             extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"))
-        f = self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra)
+        f = self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra).float()
+        if self.preconditioning == "x":
+            return self.sigma_data * f
         ac = self.alphas_cumprod[t.long()].view(-1, 1, 1, 1, 1)  # (B, 1, 1, 1, 1)
         s2 = self.sigma_data**2
         denom = ac * s2 + (1 - ac)
         c_skip = ac.sqrt() * s2 / denom
         c_out = self.sigma_data * (1 - ac).sqrt() / denom.sqrt()
-        return c_skip * x.float() + c_out * f.float()
+        if self.preconditioning == "gated":
+            c_skip = c_skip * torch.sigmoid(f[:, -1:] + GATE_BIAS)  # (B, 1, T, H, W): per pixel
+            f = f[:, :-1]
+        return c_skip * x.float() + c_out * f
 
 
 @dataclass

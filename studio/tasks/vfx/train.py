@@ -28,6 +28,7 @@ class ModelSection(Section):
     num_heads: int = Field(4, ge=1)
     patch_size: tuple[int, int, int] = (2, 4, 4)
     attention: Literal["full", "factorised"] = "full"
+    preconditioning: Literal["edm", "gated", "x"] = "edm"
 
 
 class DataSection(Section):
@@ -84,16 +85,23 @@ def _trainer(model, objective, dataset, cfg: VfxTrainConfig):
     return Trainer(model, objective, dataset, cfg)
 
 
+def build_dit(cfg: VfxTrainConfig):
+    """A fresh base network of the config's size."""
+    from studio.tasks.vfx.model import VideoDiT
+
+    m = cfg.model
+    return VideoDiT(sample_frames=cfg.data.frames, sample_size=cfg.data.size, patch_size=m.patch_size,
+                    hidden_size=m.hidden_size, depth=m.depth, num_heads=m.num_heads, attention=m.attention,
+                    preconditioning=m.preconditioning)
+
+
 def run_base(cfg: VfxTrainConfig, log=print) -> dict:
     """Train the base on generic motion (no mask, no timing); export ``config.json`` + safetensors."""
     from studio.diffusion import scheduler_from_spec
-    from studio.tasks.vfx.model import VideoDiT
     from studio.tasks.vfx.objective import NOISE, Objective, VfxModel
 
     torch.manual_seed(cfg.seed)
-    m = cfg.model
-    dit = VideoDiT(sample_frames=cfg.data.frames, sample_size=cfg.data.size, patch_size=m.patch_size,
-                   hidden_size=m.hidden_size, depth=m.depth, num_heads=m.num_heads, attention=m.attention)
+    dit = build_dit(cfg)
     t0 = time.time()
     dataset = build_dataset(cfg)
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=False, use_time=False)
@@ -157,12 +165,9 @@ def dit_from_checkpoint(cfg: VfxTrainConfig, step: int):
     """The base network as saved by the Trainer at ``step`` (keys under ``dit.``)."""
     from safetensors.torch import load_file
 
-    from studio.tasks.vfx.model import VideoDiT
     from studio.train.checkpoints import checkpoints_dir, step_dir_name
 
-    m = cfg.model
-    dit = VideoDiT(sample_frames=cfg.data.frames, sample_size=cfg.data.size, patch_size=m.patch_size,
-                   hidden_size=m.hidden_size, depth=m.depth, num_heads=m.num_heads, attention=m.attention)
+    dit = build_dit(cfg)
     state = load_file(str(checkpoints_dir(Path(cfg.output_dir)) / step_dir_name(step) / "model.safetensors"))
     dit.load_state_dict({k.removeprefix("dit."): v for k, v in state.items() if k.startswith("dit.")})
     return dit.eval()

@@ -111,6 +111,9 @@ class VfxModel(nn.Module):
 class Objective:
     """z0-prediction MSE on the residual latent; ``objective(model, batch) -> (loss, logs)``.
 
+    ``caption_dropout`` replaces prompts by the empty caption (reference, mask and times stay), so
+    the model also learns the text-unconditional branch that classifier-free guidance steers from.
+
     ``mask_weight`` λ weights the error inside the object's mask (every frame) by 1 + λ, the
     weights normalised to mean 1: the masked object is ~3% of the latent but carries most of what
     an effect adapter must learn (``docs/benchmarks/vfx_loss.md``). The weight comes from the
@@ -122,9 +125,13 @@ class Objective:
     use_mask: bool = True
     use_time: bool = True
     mask_weight: float = 0.0
+    caption_dropout: float = 0.0  # prompts → "" with this probability: the unguided branch of CFG
 
     def __call__(self, model: VfxModel, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
+        if self.caption_dropout:
+            drop = torch.rand(len(batch["prompt"])) < self.caption_dropout
+            batch = {**batch, "prompt": ["" if d else p for p, d in zip(batch["prompt"], drop.tolist())]}
         cond, z0 = make_cond(batch, self.text, device, self.use_mask, self.use_time)
         B = z0.shape[0]
         t = torch.randint(0, NOISE.num_train_timesteps, (B,), device=device)

@@ -104,14 +104,19 @@ class VfxPipeline:
 
     @torch.no_grad()
     def generate(self, requests: list[Request], steps: int = 20, generator: torch.Generator | None = None,
-                 sampler: str = "ddim", frames: int | None = None,
+                 sampler: str = "ddim", frames: int | None = None, guidance: float = 1.0,
                  callback: Callable[[int, int, torch.Tensor], None] | None = None) -> np.ndarray:
-        """Clips for a batch of requests → (B, T, H, W, 3) uint8."""
+        """Clips for a batch of requests → (B, T, H, W, 3) uint8.
+
+        ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
+        request with the empty caption (reference, mask and times kept), as adapters trained with
+        ``caption_dropout`` learn it.
+        """
         from studio.diffusion import sample, scheduler_from_spec
 
         T = frames or self.frames
-        # 1. conditioning: reference, text tokens, mask video, times
-        cond = self._cond(requests, T)
+        # 1. conditioning: reference, text tokens, mask video, times (and the same without the prompt)
+        cond, uncond = self._cond(requests, T, with_uncond=guidance != 1.0)
         # 2. the denoising loop on the residual latent (v → ε for the shared sampler)
         scheduler = scheduler_from_spec(sampler, NOISE)
         shape = (len(requests), 3, T, self.size, self.size)
@@ -119,22 +124,25 @@ class VfxPipeline:
                                   enabled=self.dtype == torch.bfloat16)
         with autocast:
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
-                       cond=cond, callback=callback, device=self.device)
+                       guidance=guidance, cond=cond, uncond=uncond, callback=callback, device=self.device)
         # 3. back to pixels: the reference plus the generated change
         video = decode(z.float(), cond["ref"].float())
         video[:, :, 0] = cond["ref"]  # frame 0 is the reference by definition
         return to_uint8(video).cpu().numpy()
 
-    def _cond(self, requests: list[Request], T: int) -> dict[str, Any]:
+    def _cond(self, requests: list[Request], T: int, with_uncond: bool = False) -> tuple[dict[str, Any], dict | None]:
+        B = len(requests)
         ref = torch.stack([torch.from_numpy(r.reference) for r in requests]).to(self.device)
         ref = ref.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W)
-        emb = self.text.encode([r.prompt for r in requests])
-        cond: dict[str, Any] = {"ref": ref, "context": emb.tokens.to(self.device),
-                                "context_mask": emb.mask.to(self.device), "pooled": emb.pooled.to(self.device)}
+        # prompts and empty captions in one call: both come out padded to the same length
+        emb = self.text.encode([r.prompt for r in requests] + [""] * (B if with_uncond else 0))
+        tokens, mask, pooled = (x.to(self.device) for x in (emb.tokens, emb.mask, emb.pooled))
+        cond: dict[str, Any] = {"ref": ref, "context": tokens[:B], "context_mask": mask[:B], "pooled": pooled[:B]}
         if all(r.mask is not None for r in requests):
             masks = torch.stack([torch.from_numpy(r.mask) for r in requests]).to(self.device)
             cond["mask"] = ref_mask_video(masks, T)
         if all(r.start_s is not None and r.end_s is not None for r in requests):
             cond["start_s"] = torch.tensor([r.start_s for r in requests], device=self.device)
             cond["end_s"] = torch.tensor([r.end_s for r in requests], device=self.device)
-        return cond
+        uncond = {**cond, "context": tokens[B:], "context_mask": mask[B:], "pooled": pooled[B:]} if with_uncond else None
+        return cond, uncond

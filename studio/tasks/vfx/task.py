@@ -38,6 +38,8 @@ class VfxInputs(TaskInputs):
     end: float = Field(1.5, ge=0.0, le=3.0, description="Effect end, seconds (after start, inside the clip).")
     frames: int = Field(16, ge=8, le=24, description="Clip length in frames at 8 fps (even; trained on 16).")
     steps: int = Field(20, ge=1, le=200, description="Denoising steps.")
+    guidance: float = Field(1.0, ge=1.0, le=15.0,
+                            description="Prompt guidance scale (classifier-free; 1 = off, doubles the work).")
     sampler: Literal["ddim", "dpm++"] = Field("ddim", description="Sampler.")
     model: str = Field("vfx-base", description="Base model under models/.")
     adapters: list[str] = Field(default_factory=lambda: ["vfx-mixed"],
@@ -112,7 +114,7 @@ class VfxTask(Task):
         # 2. generate (progress + cancel every denoising step)
         req = Request(ref, prompt, mask if inputs.mask or inputs.box or inputs.point else None, inputs.start, inputs.end)
         clip = pipeline.generate([req], steps=inputs.steps, generator=ctx.generator("cpu"), sampler=inputs.sampler,
-                                 frames=inputs.frames,
+                                 frames=inputs.frames, guidance=inputs.guidance,
                                  callback=lambda i, n, _x: ctx.step(i, n, f"denoising {i + 1}/{n}"))[0]
         # 3. measure what came out, 4. write the files
         data = measure(clip, mask, inputs.start, inputs.end)

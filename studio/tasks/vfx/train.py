@@ -29,6 +29,7 @@ class ModelSection(Section):
     patch_size: tuple[int, int, int] = (2, 4, 4)
     attention: Literal["full", "factorised"] = "full"
     preconditioning: Literal["edm", "gated", "x"] = "edm"
+    caption_dropout: float = Field(0.0, ge=0, lt=1, description="Prompts → '' with this probability (for guidance).")
 
 
 class DataSection(Section):
@@ -48,6 +49,7 @@ class LoraSection(Section):
     temporal: Literal["tokens", "active", "none"] = "tokens"
     mask_blocks: int = Field(2, ge=0)
     mask_loss_weight: float = Field(0.0, ge=0, description="λ: the loss inside the object's mask weighs 1 + λ.")
+    caption_dropout: float = Field(0.0, ge=0, lt=1, description="Prompts → '' with this probability (for guidance).")
 
 
 class VfxTrainConfig(TrainConfig):
@@ -104,7 +106,8 @@ def run_base(cfg: VfxTrainConfig, log=print) -> dict:
     dit = build_dit(cfg)
     t0 = time.time()
     dataset = build_dataset(cfg)
-    objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=False, use_time=False)
+    objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=False, use_time=False,
+                          caption_dropout=cfg.model.caption_dropout)
     result = _trainer(VfxModel(dit), objective, dataset, cfg).train()
     record = {"kind": "vfx-base", "steps": result.step, "final_loss": result.loss,
               "train_seconds": round(time.time() - t0, 1), "data": cfg.data.model_dump(),
@@ -141,12 +144,13 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     t0 = time.time()
     dataset = build_dataset(cfg)
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=spec.mask is not None,
-                          use_time=lc.temporal != "none", mask_weight=lc.mask_loss_weight)
+                          use_time=lc.temporal != "none", mask_weight=lc.mask_loss_weight,
+                          caption_dropout=lc.caption_dropout)
     result = _trainer(VfxModel(dit, controls), objective, dataset, cfg).train()
     record = {"steps": result.step, "final_loss": result.loss, "train_seconds": round(time.time() - t0, 1),
               "dataset": f"open-vfx-mini:{','.join(cfg.data.effects)}:{cfg.data.clips}@seed{cfg.data.seed}",
               "controls": spec.to_dict(), "effects": list(effect_names(cfg.data.effects)),
-              "mask_loss_weight": lc.mask_loss_weight}
+              "mask_loss_weight": lc.mask_loss_weight, "caption_dropout": lc.caption_dropout}
     if cfg.export_dir is not None:
         from studio.tasks.vfx.pipeline import save_controllable_adapter
 

@@ -50,8 +50,10 @@ def test_preconditioning_shapes_and_saved_choice(preconditioning, tmp_path):
     x, t, cond = inputs()
     out = VfxModel(dit)(x, t, cond)
     assert out.shape == x.shape and torch.isfinite(out).all()
+    dit.register_to_config(frame_noise_correlation=0.5)
     dit.save_pretrained(str(tmp_path))
-    assert VfxModel(VideoDiT.from_pretrained(str(tmp_path))).preconditioning == preconditioning
+    loaded = VfxModel(VideoDiT.from_pretrained(str(tmp_path)))
+    assert loaded.preconditioning == preconditioning and loaded.noise_correlation == 0.5
 
 
 def test_gated_skip_shuts_out_the_noisy_input_where_the_gate_closes():

@@ -5,6 +5,7 @@ Shared by the image, vfx and diffscaler plugins. The network is always passed in
 
 from studio.diffusion.losses import (GaussianTerms, KDWeights, diffusion_loss, hybrid_kd_terms, mean_flat,
                                      split_learned_sigma, vlb_term)
+from studio.diffusion.noise import mixed_noise
 from studio.diffusion.objective import DDPMTraining
 from studio.diffusion.sampling import concat_cond, guided_eps, sample
 from studio.diffusion.schedulers import (SAMPLERS, NoiseSpec, add_noise, make_scheduler, sample_timesteps,
@@ -12,6 +13,6 @@ from studio.diffusion.schedulers import (SAMPLERS, NoiseSpec, add_noise, make_sc
 
 __all__ = [
     "SAMPLERS", "NoiseSpec", "make_scheduler", "scheduler_from_spec", "add_noise", "sample_timesteps",
-    "DDPMTraining", "sample", "guided_eps", "concat_cond",
+    "DDPMTraining", "mixed_noise", "sample", "guided_eps", "concat_cond",
     "GaussianTerms", "KDWeights", "diffusion_loss", "hybrid_kd_terms", "mean_flat", "split_learned_sigma", "vlb_term",
 ]

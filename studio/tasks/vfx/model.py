@@ -49,6 +49,9 @@ LAYOUTS = {"full": FullSpaceTime(), "factorised": FactorisedSpaceTime()}
 # 2022); "gated": the same, but a per-pixel gate the network outputs (an extra channel) scales the
 # skip; "x": ẑ0 = σ_d·F, the network predicts the clean latent itself (JiT, Li & He 2025).
 PRECONDITIONING = ("edm", "gated", "x")
+# ``frame_noise_correlation`` ρ: the diffusion noise the model is trained and sampled with is
+# correlated ρ across frames (PYoCo's mixed noise prior, ``studio.diffusion.mixed_noise``); also
+# read by the objective and the pipeline, and stored here so a saved base carries it.
 
 # Named size presets (data, so the CLI and configs can list them).
 VFX_PRESETS: dict[str, dict] = {
@@ -72,12 +75,15 @@ class VideoDiT(ModelMixin, ConfigMixin):
         context_dim: int = TEXT_DIM,
         attention: str = "full",
         preconditioning: str = "edm",
+        frame_noise_correlation: float = 0.0,
     ):
         super().__init__()
         if attention not in LAYOUTS:
             raise ValueError(f"attention: unknown {attention!r}; choose from {', '.join(LAYOUTS)}")
         if preconditioning not in PRECONDITIONING:
             raise ValueError(f"preconditioning: unknown {preconditioning!r}; choose from {', '.join(PRECONDITIONING)}")
+        if not 0.0 <= frame_noise_correlation < 1.0:
+            raise ValueError(f"frame_noise_correlation: {frame_noise_correlation} must be in [0, 1)")
         self.layout = LAYOUTS[attention]
         self.patch = tuple(patch_size)
         self.x_embedder = PatchEmbed3d(self.patch, 2 * in_channels, hidden_size)  # noisy clip + reference

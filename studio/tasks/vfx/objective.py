@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from studio.diffusion import NoiseSpec, add_noise
+from studio.diffusion import NoiseSpec, add_noise, mixed_noise
 from studio.tasks.vfx.controls import VfxControls
 from studio.tasks.vfx.model import VideoDiT
 
@@ -87,6 +87,7 @@ class VfxModel(nn.Module):
         self.controls = controls
         self.sigma_data = sigma_data
         self.preconditioning = dit.config.get("preconditioning", "edm")
+        self.noise_correlation = float(dit.config.get("frame_noise_correlation", 0.0))
         self.register_buffer("alphas_cumprod", alphas_cumprod(), persistent=False)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
@@ -135,7 +136,8 @@ class Objective:
         cond, z0 = make_cond(batch, self.text, device, self.use_mask, self.use_time)
         B = z0.shape[0]
         t = torch.randint(0, NOISE.num_train_timesteps, (B,), device=device)
-        noise = torch.randn_like(z0)
+        rho = getattr(model, "noise_correlation", 0.0)  # the base's frame noise correlation
+        noise = mixed_noise(z0.shape, rho, dim=2, device=device)  # (B, C, T, H, W)
         zt = add_noise(self.scheduler, z0, noise, t)
         out = model(zt, t, cond)
         err = (out.float() - z0).pow(2)

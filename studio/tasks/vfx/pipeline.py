@@ -112,7 +112,7 @@ class VfxPipeline:
         request with the empty caption (reference, mask and times kept), as adapters trained with
         ``caption_dropout`` learn it.
         """
-        from studio.diffusion import sample, scheduler_from_spec
+        from studio.diffusion import mixed_noise, sample, scheduler_from_spec
 
         T = frames or self.frames
         # 1. conditioning: reference, text tokens, mask video, times (and the same without the prompt)
@@ -123,8 +123,9 @@ class VfxPipeline:
         autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
                                   enabled=self.dtype == torch.bfloat16)
         with autocast:
+            x_T = mixed_noise(shape, self.model.noise_correlation, dim=2, generator=generator)  # as trained
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
-                       guidance=guidance, cond=cond, uncond=uncond, callback=callback, device=self.device)
+                       guidance=guidance, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T)
         # 3. back to pixels: the reference plus the generated change
         video = decode(z.float(), cond["ref"].float())
         video[:, :, 0] = cond["ref"]  # frame 0 is the reference by definition

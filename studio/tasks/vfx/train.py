@@ -29,6 +29,7 @@ class ModelSection(Section):
     patch_size: tuple[int, int, int] = (2, 4, 4)
     attention: Literal["full", "factorised"] = "full"
     preconditioning: Literal["edm", "gated", "x"] = "edm"
+    frame_noise_correlation: float = Field(0.0, ge=0, lt=1, description="ρ of the noise across frames (PYoCo).")
     caption_dropout: float = Field(0.0, ge=0, lt=1, description="Prompts → '' with this probability (for guidance).")
 
 
@@ -94,7 +95,7 @@ def build_dit(cfg: VfxTrainConfig):
     m = cfg.model
     return VideoDiT(sample_frames=cfg.data.frames, sample_size=cfg.data.size, patch_size=m.patch_size,
                     hidden_size=m.hidden_size, depth=m.depth, num_heads=m.num_heads, attention=m.attention,
-                    preconditioning=m.preconditioning)
+                    preconditioning=m.preconditioning, frame_noise_correlation=m.frame_noise_correlation)
 
 
 def run_base(cfg: VfxTrainConfig, log=print) -> dict:
@@ -206,6 +207,10 @@ def compare_layouts(configs: dict[str, Path], step: int, out: Path, val_clips: i
     return results
 
 
+PRECOND_WORDS = {"edm": "EDM skip c_skip·x_t + c_out·F", "x": "the network predicts ẑ0 itself (JiT)",
+                 "gated": "EDM skip scaled per pixel by a gate the network outputs, so still pixels shut the noise out"}
+
+
 def write_base_card(model_dir: Path) -> Path:
     """MODEL_CARD.md from what is recorded beside the weights (training record, layout comparison,
     classifier validation) — no number in it is typed by hand."""
@@ -220,13 +225,14 @@ def write_base_card(model_dir: Path) -> Path:
              f"- input: {cfg['sample_frames']} frames × {cfg['sample_size']}² px at 8 fps; image-to-video by channel-"
              "concatenating the reference frame; MiniLM-L6 text tokens (+ pooled vector); two reserved context "
              "slots (zeros) for the controllable adapters' timestamp tokens",
-             "- representation: pixel-space residual from the reference frame, 2·(video − reference); z0-prediction with EDM-style preconditioning, "
+             "- representation: pixel-space residual from the reference frame, 2·(video − reference); z0-prediction, "
+             f"preconditioning `{cfg.get('preconditioning', 'edm')}` ({PRECOND_WORDS[cfg.get('preconditioning', 'edm')]}), "
              "cosine (squaredcos_cap_v2) 1000-step schedule; sample with DDIM or DPM++",
              f"- data: Open-VFX-mini generic motions ({rec['data']['clips']} clips, seed {rec['data']['seed']}; "
              "slides, turn, grow, shrink, fade, still — no effects: those are the adapters' job)",
              f"- training: {rec['steps']} steps, batch {tc['batch_size']}, AdamW lr {tc['optimizer']['lr']} "
              f"({tc['schedule']['name']}, {tc['schedule']['warmup_steps']} warm-up steps), {tc['mixed_precision']} autocast, "
-             f"{rec['train_seconds']} s wall on a shared 2-core CPU (config: `train_config.json`)"]
+             f"{rec['train_seconds']} s wall on a 2-core CPU (config: `train_config.json`)"]
     layouts = model_dir / "layouts.json"
     if layouts.is_file():
         lay = json.loads(layouts.read_text())

@@ -117,13 +117,13 @@ class VfxPipeline:
         T = frames or self.frames
         # 1. conditioning: reference, text tokens, mask video, times (and the same without the prompt)
         cond, uncond = self._cond(requests, T, with_uncond=guidance != 1.0)
-        # 2. the denoising loop on the residual latent (v → ε for the shared sampler)
+        # 2. the denoising loop on the residual latent (ẑ0 → ε for the shared sampler), from noise as trained
         scheduler = scheduler_from_spec(sampler, NOISE)
         shape = (len(requests), 3, T, self.size, self.size)
         autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
                                   enabled=self.dtype == torch.bfloat16)
         with autocast:
-            x_T = mixed_noise(shape, self.model.noise_correlation, dim=2, generator=generator)  # as trained
+            x_T = mixed_noise(shape, self.model.noise_correlation, dim=2, generator=generator)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=guidance, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T)
         # 3. back to pixels: the reference plus the generated change

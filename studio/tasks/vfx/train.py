@@ -114,9 +114,22 @@ def run_base(cfg: VfxTrainConfig, log=print) -> dict:
               "train_seconds": round(time.time() - t0, 1), "data": cfg.data.model_dump(),
               "parameters": sum(p.numel() for p in dit.parameters())}
     if cfg.export_dir is not None:
+        record["loss_curve"] = LOSS_CURVE if result.loss_curve else None
         export_base(dit, Path(cfg.export_dir), record)
         (Path(cfg.export_dir) / "train_config.json").write_text(json.dumps(cfg.to_json_dict(), indent=2))
+        keep_loss_curve(result, Path(cfg.export_dir))
     return record
+
+
+LOSS_CURVE = "loss_curve.png"
+
+
+def keep_loss_curve(result, out: Path) -> None:
+    """The run's training-loss plot, copied beside the exported weights."""
+    import shutil
+
+    if result.loss_curve and Path(result.loss_curve).is_file():
+        shutil.copyfile(result.loss_curve, out / LOSS_CURVE)
 
 
 def export_base(dit, out: Path, record: dict) -> Path:
@@ -151,11 +164,13 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     record = {"steps": result.step, "final_loss": result.loss, "train_seconds": round(time.time() - t0, 1),
               "dataset": f"open-vfx-mini:{','.join(cfg.data.effects)}:{cfg.data.clips}@seed{cfg.data.seed}",
               "controls": spec.to_dict(), "effects": list(effect_names(cfg.data.effects)),
-              "mask_loss_weight": lc.mask_loss_weight, "caption_dropout": lc.caption_dropout}
+              "mask_loss_weight": lc.mask_loss_weight, "caption_dropout": lc.caption_dropout,
+              "loss_curve": LOSS_CURVE if result.loss_curve else None}
     if cfg.export_dir is not None:
         from studio.tasks.vfx.pipeline import save_controllable_adapter
 
         save_controllable_adapter(dit, controls, lc.name, Path(cfg.export_dir), record)
+        keep_loss_curve(result, Path(cfg.export_dir))
     return record
 
 
@@ -232,7 +247,8 @@ def write_base_card(model_dir: Path) -> Path:
              "slides, turn, grow, shrink, fade, still — no effects: those are the adapters' job)",
              f"- training: {rec['steps']} steps, batch {tc['batch_size']}, AdamW lr {tc['optimizer']['lr']} "
              f"({tc['schedule']['name']}, {tc['schedule']['warmup_steps']} warm-up steps), {tc['mixed_precision']} autocast, "
-             f"{rec['train_seconds']} s wall on a 2-core CPU (config: `train_config.json`)"]
+             f"{rec['train_seconds']} s wall on a 2-core CPU (config: `train_config.json`"
+             + (f"; training loss: `{rec['loss_curve']}`)" if rec.get("loss_curve") else ")")]
     layouts = model_dir / "layouts.json"
     if layouts.is_file():
         lay = json.loads(layouts.read_text())

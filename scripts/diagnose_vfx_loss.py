@@ -17,7 +17,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--out", help="also write the table to this markdown file")
     args = ap.parse_args()
-    from studio.diffusion import add_noise, scheduler_from_spec
+    from studio.diffusion import add_noise, mixed_noise, scheduler_from_spec
     from studio.tasks.vfx.data import ClipDataset
     from studio.tasks.vfx.effects import EFFECT_NAMES
     from studio.tasks.vfx.objective import NOISE, make_cond
@@ -40,7 +40,8 @@ def main() -> None:
     for t_val in (50, 150, 300, 500, 700, 850, 950):
         t = torch.full((B,), t_val)
         g = torch.Generator().manual_seed(t_val)
-        noise = torch.randn(z0.shape, generator=g)
+        # the noise the base trains and samples with (frame-correlated when its config says so)
+        noise = mixed_noise(z0.shape, pipes["base"].model.noise_correlation, generator=g)
         zt = add_noise(sched, z0, noise, t)
         row = {"t": t_val}
         preds = {"zero": torch.zeros_like(z0)}
@@ -57,7 +58,8 @@ def main() -> None:
     lines = ["# VFX: where the denoising loss lives", "",
              f"`python scripts/diagnose_vfx_loss.py --adapter {args.adapter} --clips {args.clips}` — held-out "
              f"Open-VFX-mini clips: {B} ({len(EFFECT_NAMES)} effects, seed {args.seed}). z0-MSE of the residual latent "
-             "at fixed noise levels t (same noise for every model). *region* = the masked object while the effect is "
+             "at fixed noise levels t (same noise for every model, drawn as the base trains: frame correlation "
+             f"ρ = {pipes['base'].model.noise_correlation}). *region* = the masked object while the effect is "
              f"on ({region.float().mean().item():.1%} of the latent); *rest* = everything else (still background, "
              "and the object before the start and after the end, where an effect's result persists).", "",
              "| t | " + " | ".join(f"{n}: all / region / rest" for n in names) + " |",

@@ -5,6 +5,7 @@ the exports carry their config, record and loss curve, and load back for generat
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from studio.tasks.vfx.train import main
@@ -54,16 +55,26 @@ mask_loss_weight = 9.0
 """
 
 
-def test_base_then_controllable_lora_from_configs(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vfx_train")
+    (root / "base.toml").write_text(BASE.format(root=root))
+    return root, main(root / "base.toml")
+
+
+def test_base_from_config(tiny_base):
+    root, base = tiny_base
+    assert base["steps"] == 4 and np.isfinite(base["final_loss"])
+    config = json.loads((root / "base" / "config.json").read_text())
+    assert config["preconditioning"] == "gated" and config["frame_noise_correlation"] == 0.9
+    assert (root / "base" / "loss_curve.png").is_file() and (root / "base" / "train_config.json").is_file()
+
+
+def test_controllable_lora_from_config(tiny_base):
     from studio.tasks.vfx.pipeline import Request, VfxPipeline
 
-    (tmp_path / "base.toml").write_text(BASE.format(root=tmp_path))
+    tmp_path = tiny_base[0]
     (tmp_path / "lora.toml").write_text(LORA.format(root=tmp_path))
-    base = main(tmp_path / "base.toml")
-    assert base["steps"] == 4 and np.isfinite(base["final_loss"])
-    config = json.loads((tmp_path / "base" / "config.json").read_text())
-    assert config["preconditioning"] == "gated" and config["frame_noise_correlation"] == 0.9
-    assert (tmp_path / "base" / "loss_curve.png").is_file() and (tmp_path / "base" / "train_config.json").is_file()
     lora = main(tmp_path / "lora.toml")
     assert lora["steps"] == 4 and lora["effects"] == ["explode", "melt"]
     card = (tmp_path / "fx" / "ADAPTER_CARD.md").read_text()
@@ -75,3 +86,28 @@ def test_base_then_controllable_lora_from_configs(tmp_path):
     clip = pipe.generate([Request(np.full((32, 32, 3), 90, np.uint8), "the grey object explodes", mask, 0.25, 1.0)],
                          steps=2, generator=torch.Generator().manual_seed(0), guidance=2.0)
     assert clip.shape == (1, 16, 32, 32, 3)
+
+
+def test_lora_trains_on_an_open_vfx_folder(tiny_base):
+    """Real data in the Open-VFX layout trains through the same config: ``data.folder``."""
+    from studio.tasks.vfx.data import clip_for, export_open_vfx
+    from studio.tasks.vfx.effects import EFFECT_NAMES
+
+    root = tiny_base[0]
+    folder = export_open_vfx([clip_for(i, 5, EFFECT_NAMES) for i in range(3)], root / "openvfx")
+    text = LORA.format(root=root).replace('effects = ["explode", "melt"]', f'folder = "{folder}"')
+    text = text.replace('export_dir = "{0}/fx"'.format(root), 'export_dir = "{0}/fx_folder"'.format(root))
+    (root / "lora_folder.toml").write_text(text.replace("lora_run", "lora_folder_run"))
+    record = main(root / "lora_folder.toml")
+    assert record["dataset"] == f"open-vfx-folder:{folder}:3 clips"
+    assert record["effects"] == sorted(EFFECT_NAMES[:3]) and np.isfinite(record["final_loss"])
+    assert (root / "fx_folder" / "adapter_model.safetensors").is_file()
+
+
+def test_open_vfx_folder_too_short_for_training(tmp_path):
+    from studio.tasks.vfx.data import ClipConfig, FolderClipDataset, clip_for, export_open_vfx
+    from studio.tasks.vfx.effects import EFFECT_NAMES
+
+    folder = export_open_vfx([clip_for(0, 5, EFFECT_NAMES)], tmp_path / "openvfx")
+    with pytest.raises(ValueError, match=r"annotations.json\[0\].*16 frames.*needs 24"):
+        FolderClipDataset(folder, ClipConfig(frames=24))

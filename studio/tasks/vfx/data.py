@@ -285,9 +285,33 @@ class ClipDataset:
         return len(self.clips)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        import torch
+        return training_item(self.clips[i], self.names)
 
-        c = self.clips[i]
-        return {"frames": torch.from_numpy(c.frames), "ref_mask": torch.from_numpy(c.mask[0]),
-                "start_s": c.start_s, "end_s": c.end_s, "prompt": c.prompt,
-                "effect": self.names.index(c.effect)}
+
+class FolderClipDataset:
+    """An Open-VFX folder (``OpenVfxFolder``) as training items — the same dicts as ``ClipDataset``,
+    so real data trains the same way; decoded once and kept in memory."""
+
+    def __init__(self, root: str | Path, cfg: ClipConfig = ClipConfig()):
+        folder = OpenVfxFolder(root, cfg)
+        self.cfg = cfg
+        self.clips = [folder[i] for i in range(len(folder))]
+        for i, c in enumerate(self.clips):
+            if len(c.frames) < cfg.frames:
+                raise ValueError(f"annotations.json[{i}]: {folder.items[i]['path']} has {len(c.frames)} frames at "
+                                 f"{cfg.fps} fps; training needs {cfg.frames}")
+        self.names = tuple(sorted({c.effect for c in self.clips}))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return training_item(self.clips[i], self.names)
+
+
+def training_item(c: Clip, names: tuple[str, ...]) -> dict[str, Any]:
+    """What ``objective.make_cond`` reads from one clip."""
+    import torch
+
+    return {"frames": torch.from_numpy(c.frames), "ref_mask": torch.from_numpy(c.mask[0]),
+            "start_s": c.start_s, "end_s": c.end_s, "prompt": c.prompt, "effect": names.index(c.effect)}

@@ -34,6 +34,8 @@ class ModelSection(Section):
 
 
 class DataSection(Section):
+    folder: Path | None = Field(None, description="An Open-VFX folder (annotations.json + videos + masks) "
+                                "to train on instead of procedural clips; effects/clips/seed then unused.")
     effects: list[str] = [GENERIC]
     clips: int = Field(2000, ge=1)
     seed: int = 0
@@ -70,10 +72,19 @@ def effect_names(spec: list[str]) -> tuple[str, ...]:
 
 
 def build_dataset(cfg: VfxTrainConfig):
-    from studio.tasks.vfx.data import ClipConfig, ClipDataset
+    from studio.tasks.vfx.data import ClipConfig, ClipDataset, FolderClipDataset
 
-    return ClipDataset(effect_names(cfg.data.effects), cfg.data.clips, cfg.data.seed,
-                       ClipConfig(size=cfg.data.size, frames=cfg.data.frames))
+    clip_cfg = ClipConfig(size=cfg.data.size, frames=cfg.data.frames)
+    if cfg.data.folder is not None:
+        return FolderClipDataset(cfg.data.folder, clip_cfg)
+    return ClipDataset(effect_names(cfg.data.effects), cfg.data.clips, cfg.data.seed, clip_cfg)
+
+
+def dataset_id(cfg: VfxTrainConfig, n: int) -> str:
+    d = cfg.data
+    if d.folder is not None:
+        return f"open-vfx-folder:{d.folder}:{n} clips"
+    return f"open-vfx-mini:{','.join(d.effects)}:{d.clips}@seed{d.seed}"
 
 
 def _text():
@@ -162,8 +173,7 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
                           caption_dropout=lc.caption_dropout)
     result = _trainer(VfxModel(dit, controls), objective, dataset, cfg).train()
     record = {"steps": result.step, "final_loss": result.loss, "train_seconds": round(time.time() - t0, 1),
-              "dataset": f"open-vfx-mini:{','.join(cfg.data.effects)}:{cfg.data.clips}@seed{cfg.data.seed}",
-              "controls": spec.to_dict(), "effects": list(effect_names(cfg.data.effects)),
+              "dataset": dataset_id(cfg, len(dataset)), "controls": spec.to_dict(), "effects": list(dataset.names),
               "mask_loss_weight": lc.mask_loss_weight, "caption_dropout": lc.caption_dropout,
               "loss_curve": LOSS_CURVE if result.loss_curve else None}
     if cfg.export_dir is not None:
@@ -243,6 +253,9 @@ def write_base_card(model_dir: Path) -> Path:
              "- representation: pixel-space residual from the reference frame, 2·(video − reference); z0-prediction, "
              f"preconditioning `{cfg.get('preconditioning', 'edm')}` ({PRECOND_WORDS[cfg.get('preconditioning', 'edm')]}), "
              "cosine (squaredcos_cap_v2) 1000-step schedule; sample with DDIM or DPM++",
+             f"- noise: frame-correlated (PYoCo mixed prior, ρ = {cfg.get('frame_noise_correlation', 0.0)}) in training "
+             f"and sampling; prompt dropped for {tc['model'].get('caption_dropout', 0.0):.0%} of training clips "
+             "(classifier-free guidance)",
              f"- data: Open-VFX-mini generic motions ({rec['data']['clips']} clips, seed {rec['data']['seed']}; "
              "slides, turn, grow, shrink, fade, still — no effects: those are the adapters' job)",
              f"- training: {rec['steps']} steps, batch {tc['batch_size']}, AdamW lr {tc['optimizer']['lr']} "
@@ -263,8 +276,9 @@ def write_base_card(model_dir: Path) -> Path:
                      f"validation accuracy on held-out real procedural clips {c['val_accuracy']:.3f} "
                      f"({c['val_clips']} clips, {c['steps']} steps)")
     lines += ["", "Use with the controllable adapters in `adapters/vfx-*` (see `docs/benchmarks/vfx.md` for the "
-              "measured controls). Recipe: `scripts/train_vfx.py --config datasets/vfx/configs/base_<layout>.toml` "
-              "for both layouts, then `--compare … --at-step N`; the better one is shipped here.", ""]
+              "measured controls). Recipe: `scripts/train_vfx.py --config datasets/vfx/configs/base.toml`; the "
+              "layout was chosen by `--compare` (configs `base_full.toml` / `base_factorised.toml`), the "
+              "preconditioning and noise by `scripts/vfx_design_study.py` (`docs/benchmarks/vfx_design.md`).", ""]
     out = model_dir / "MODEL_CARD.md"
     out.write_text("\n".join(lines))
     return out

@@ -29,6 +29,7 @@ def base_figures(base: str, clips: int = 32, seed: int = 777) -> dict:
     from studio.tasks.vfx.data import ClipDataset
     from studio.tasks.vfx.effects import MOTIONS
     from studio.tasks.vfx.objective import NOISE, make_cond
+    from studio.tasks.vfx.metrics import odd_even_motion, odd_even_ratio
     from studio.tasks.vfx.pipeline import Request, VfxPipeline
 
     ds = ClipDataset(tuple(MOTIONS), clips, seed)
@@ -51,6 +52,9 @@ def base_figures(base: str, clips: int = 32, seed: int = 777) -> dict:
     still_px = (np.abs(truth - truth[:, :1]).max(-1) == 0)[:, 1:]  # (B, T−1, H, W): never changes in the truth
     change = np.abs(np.diff(videos, axis=1)).mean(-1)
     out["flicker"] = float(change[still_px].mean())
+    everywhere = np.ones(truth.shape[2:4], bool)
+    out["jump"], out["jump_truth"] = (odd_even_ratio([odd_even_motion(v, everywhere) for v in clips])
+                                      for clips in (videos, truth))
     out["config"] = json.loads((Path(base) / "config.json").read_text()) if Path(base, "config.json").is_file() else {}
     return out
 
@@ -99,11 +103,13 @@ def render(rows: list[dict], variants: list[str]) -> str:
     lines = ["# VFX base design study (`scripts/vfx_design_study.py`)", "",
              "Base alone, 32 held-out generic-motion clips (seed 777): z0-MSE of the residual latent at noise level t, "
              "on pixels still in the truth / moving; *flicker* = mean frame-to-frame change (grey levels, 0–255) of "
-             "truth-still pixels in clips sampled with 10 DDIM steps. Adapter: the eval's 44 held-out clips "
+             "truth-still pixels in clips sampled with 10 DDIM steps; *jump* = change on odd frame transitions "
+             "(1→2, 3→4, …: between temporal tokens of patch 2) over even ones (inside a token) in the same clips — "
+             f"{rows[0]['jump_truth']:.2f} in the true clips. Adapter: the eval's 44 held-out clips "
              "(`studio eval vfx` figures, 10 DDIM steps, no guidance).", "",
              "| variant | preconditioning | patch | frame noise ρ | t=50 still / moving | t=300 still / moving | "
-             "t=700 still / moving | flicker | T-IoU | E_f (% clip) | mask precision | effect acc. |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "t=700 still / moving | flicker | jump | T-IoU | E_f (% clip) | mask precision | effect acc. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cfg = r["config"]
         adapter = (f"{r['t_iou']:.3f} | {r['frame_error_pct']:.1f}% | {r['mask_precision']:.3f} | "
@@ -111,7 +117,7 @@ def render(rows: list[dict], variants: list[str]) -> str:
         lines.append(f"| {r['label']} | {cfg.get('preconditioning', 'edm')} | {tuple(cfg.get('patch_size', ()))} | "
                      f"{cfg.get('frame_noise_correlation', 0.0)} | "
                      + " | ".join(f"{r[k][0]:.4f} / {r[k][1]:.4f}" for k in ("t50", "t300", "t700"))
-                     + f" | {r['flicker']:.2f} | {adapter} |")
+                     + f" | {r['flicker']:.2f} | {r['jump']:.2f} | {adapter} |")
     lines += ["", "Reproduce: `python scripts/vfx_design_study.py " + " ".join(f'"{v}"' for v in variants)
               + " --out docs/benchmarks/vfx_design.md` (each base and adapter trained by the `train_config.json` "
               "saved beside it; the study configs are in `datasets/vfx/configs/study/`).", ""]

@@ -6,7 +6,8 @@ import pytest
 
 from studio.tasks.vfx.data import ClipConfig, OpenVfxFolder, clip_for, export_open_vfx, fit_square
 from studio.tasks.vfx.effects import EFFECT_NAMES, EFFECTS, MOTIONS
-from studio.tasks.vfx.metrics import (detect_interval, effect_region, frame_error, mask_precision, score_clip,
+from studio.tasks.vfx.metrics import (detect_interval, effect_region, frame_error, mask_precision, motion_after,
+                                      odd_even_motion, odd_even_ratio, score_clip,
                                       temporal_iou)
 
 
@@ -74,6 +75,24 @@ def test_detector_ignores_flicker_below_the_noise_floor_and_finds_nothing_in_sti
     noisy_moving = np.clip(moving.frames.astype(int) + rng.integers(-3, 4, c.frames.shape), 0, 255).astype(np.uint8)
     found = detect_interval(noisy_moving, effect_region(moving.mask))
     assert found is not None and frame_error(found, (moving.start, moving.end)) <= 1.0
+
+
+def test_timing_diagnostics_on_procedural_clips_and_on_token_jumps():
+    clips = [clip_for(i, 123, EFFECT_NAMES) for i in range(2 * len(EFFECT_NAMES))]
+    scores = [score_clip(c.frames, c.mask, c.others, c.start, c.end) for c in clips]
+    # the truth holds still after the end, and real motion does not favour odd or even transitions
+    assert all(s.after_end == 0.0 for s in scores if s.after_end is not None)
+    assert any(s.after_end is not None for s in scores)
+    assert 0.7 < odd_even_ratio([s.odd_even for s in scores]) < 1.4
+    # a clip that only changes every second frame (between temporal tokens of 2) and keeps changing
+    frames = np.zeros((16, 8, 8, 3), np.uint8)
+    for t in range(16):
+        frames[t, :4, :4] = 40 * (t // 2 % 2)
+    region = np.zeros((8, 8), bool)
+    region[:4, :4] = True
+    odd, even = odd_even_motion(frames, region)
+    assert even == 0 and odd > 0
+    assert motion_after(frames, region, 10) > 0 and motion_after(frames, region, 15) is None
 
 
 def test_interval_metrics():

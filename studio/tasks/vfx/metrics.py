@@ -91,6 +91,27 @@ def mask_precision(frames: np.ndarray, region: np.ndarray, others: np.ndarray | 
     return inside, leak
 
 
+def motion_after(frames: np.ndarray, region: np.ndarray, end: int) -> float | None:
+    """Mean motion inside ``region`` from frame ``end`` on (grey levels, 0–255); the truth has none
+    there: the effect's result holds still. None when the clip ends with the effect."""
+    e = motion_energy(frames, region)[end:]
+    return float(255 * e.mean()) if len(e) else None
+
+
+def odd_even_motion(frames: np.ndarray, region: np.ndarray) -> tuple[float, float]:
+    """Mean motion inside ``region`` on odd transitions (frame 1→2, 3→4, …) and on even ones (0→1,
+    2→3, …). Their ratio (over many clips) is ~1 for real motion, and above 1 when a model with
+    temporal patch 2 changes the picture between its temporal tokens more than inside them."""
+    e = motion_energy(frames, region)
+    return float(e[1::2].mean()), float(e[0::2].mean())
+
+
+def odd_even_ratio(pairs: list[tuple[float, float]]) -> float:
+    """Odd over even transition motion, pooled over clips (``odd_even_motion`` of each)."""
+    odd, even = np.mean(pairs, axis=0)
+    return float(odd / max(float(even), 1e-8))
+
+
 @dataclass
 class ClipScore:
     t_iou: float
@@ -98,6 +119,8 @@ class ClipScore:
     mask_precision: float
     leakage: float
     detected: tuple[int, int] | None
+    after_end: float | None = None  # motion_after(...) at the true end
+    odd_even: tuple[float, float] = (0.0, 0.0)  # odd_even_motion(...)
 
 
 def score_clip(frames: np.ndarray, mask: np.ndarray, others: np.ndarray, start: int, end: int,
@@ -105,4 +128,5 @@ def score_clip(frames: np.ndarray, mask: np.ndarray, others: np.ndarray, start: 
     region = effect_region(mask)
     pred = detect_interval(frames, region, spec)
     prec, leak = mask_precision(frames, region, others)
-    return ClipScore(temporal_iou(pred, (start, end)), frame_error(pred, (start, end)), prec, leak, pred)
+    return ClipScore(temporal_iou(pred, (start, end)), frame_error(pred, (start, end)), prec, leak, pred,
+                     motion_after(frames, region, end), odd_even_motion(frames, region))

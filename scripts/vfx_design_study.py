@@ -3,12 +3,13 @@
 Each variant is a base (and optionally a controllable adapter trained on it the same way). For the
 base alone, on 32 held-out generic-motion clips: z0-MSE at noise levels t = 50 / 300 / 700 split
 into pixels that are still in the truth vs moving, and, on clips sampled with 10 DDIM steps, the
-mean frame-to-frame change of pixels that are still in the truth ("flicker", grey levels). For the
-adapter, the eval's main figures on its 44 held-out clips (``studio.tasks.vfx.evaluate``).
+mean frame-to-frame change of pixels that are still in the truth ("flicker", grey levels) and the
+motion on odd over even frame transitions ("jump": a temporal patch of 2 frames shows as > 1). For
+the adapter, the eval's main figures on its 44 held-out clips (``studio.tasks.vfx.evaluate``).
 
     python scripts/vfx_design_study.py \\
-        "edm, patch 8=runs/vfx/base_long:runs/vfx/e8_cfg" "gated, patch 8=runs/vfx/base_gated:runs/vfx/g8_cfg" \\
-        --out docs/benchmarks/vfx_design.md
+        "edm=runs/vfx/base_long" "gated=runs/vfx/base_gated:runs/vfx/gated_800" \\
+        "gated, temporal patch 1=runs/vfx/base_gated_t1:runs/vfx/gated_t1_800" --out docs/benchmarks/vfx_design.md
 
 Variants are ``LABEL=BASE_DIR[:ADAPTER_DIR]``; the configs that trained them are recorded beside
 the weights (``train_config.json``) and listed in the table.
@@ -55,6 +56,8 @@ def base_figures(base: str, clips: int = 32, seed: int = 777) -> dict:
     everywhere = np.ones(truth.shape[2:4], bool)
     out["jump"], out["jump_truth"] = (odd_even_ratio([odd_even_motion(v, everywhere) for v in clips])
                                       for clips in (videos, truth))
+    record = Path(base) / "training.json"
+    out["base_steps"] = json.loads(record.read_text()).get("steps", "?") if record.is_file() else "?"
     out["config"] = json.loads((Path(base) / "config.json").read_text()) if Path(base, "config.json").is_file() else {}
     return out
 
@@ -73,7 +76,11 @@ def adapter_figures(base: str, adapter: str, per_effect: int = 4) -> dict:
     for i in range(0, len(clips), 16):
         reqs = [Request(c.reference, c.prompt, c.mask[0], c.start_s, c.end_s) for c in clips[i:i + 16]]
         videos += list(pipe.generate(reqs, steps=10, generator=g))
-    return ev.score(clips, videos, classifier)
+    from safetensors import safe_open
+
+    with safe_open(str(Path(adapter) / "adapter_model.safetensors"), "pt") as f:
+        steps = (f.metadata() or {}).get("steps", "?")
+    return {**ev.score(clips, videos, classifier), "adapter_steps": steps}
 
 
 def main() -> None:
@@ -107,21 +114,38 @@ def render(rows: list[dict], variants: list[str]) -> str:
              "(1→2, 3→4, …: between temporal tokens of patch 2) over even ones (inside a token) in the same clips — "
              f"{rows[0]['jump_truth']:.2f} in the true clips. Adapter: the eval's 44 held-out clips "
              "(`studio eval vfx` figures, 10 DDIM steps, no guidance).", "",
-             "| variant | preconditioning | patch | frame noise ρ | t=50 still / moving | t=300 still / moving | "
-             "t=700 still / moving | flicker | jump | T-IoU | E_f (% clip) | mask precision | effect acc. |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| variant | preconditioning | patch | frame noise ρ | base steps | t=50 still / moving | t=300 still / moving | "
+             "t=700 still / moving | flicker | jump | adapter steps | T-IoU | E_f (% clip) | mask precision | effect acc. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cfg = r["config"]
-        adapter = (f"{r['t_iou']:.3f} | {r['frame_error_pct']:.1f}% | {r['mask_precision']:.3f} | "
-                   f"{r['effect_accuracy']:.3f}") if r["adapter"] else "– | – | – | –"
+        adapter = (f"{r['adapter_steps']} | {r['t_iou']:.3f} | {r['frame_error_pct']:.1f}% | {r['mask_precision']:.3f} | "
+                   f"{r['effect_accuracy']:.3f}") if r["adapter"] else "– | – | – | – | –"
         lines.append(f"| {r['label']} | {cfg.get('preconditioning', 'edm')} | {tuple(cfg.get('patch_size', ()))} | "
-                     f"{cfg.get('frame_noise_correlation', 0.0)} | "
+                     f"{cfg.get('frame_noise_correlation', 0.0)} | {r['base_steps']} | "
                      + " | ".join(f"{r[k][0]:.4f} / {r[k][1]:.4f}" for k in ("t50", "t300", "t700"))
                      + f" | {r['flicker']:.2f} | {r['jump']:.2f} | {adapter} |")
+    lines += ["", reading(rows)]
     lines += ["", "Reproduce: `python scripts/vfx_design_study.py " + " ".join(f'"{v}"' for v in variants)
               + " --out docs/benchmarks/vfx_design.md` (each base and adapter trained by the `train_config.json` "
               "saved beside it; the study configs are in `datasets/vfx/configs/study/`).", ""]
     return "\n".join(lines)
+
+
+def reading(rows: list[dict]) -> str:
+    """The table's verdicts, computed from it (so a rerun cannot leave stale prose)."""
+    flick = min(rows, key=lambda r: r["flicker"])
+    jump = min(rows, key=lambda r: abs(r["jump"] - r["jump_truth"]))
+    text = (f"Stillest still pixels: **{flick['label']}** (flicker {flick['flicker']:.2f} grey levels). "
+            f"Motion spread over frames most like the truth's: **{jump['label']}** (odd/even {jump['jump']:.2f} "
+            f"vs {jump['jump_truth']:.2f}).")
+    with_adapter = [r for r in rows if r["adapter"]]
+    if with_adapter:
+        best = max(with_adapter, key=lambda r: r["t_iou"])
+        text += (f" Best timing with an adapter: **{best['label']}** (T-IoU {best['t_iou']:.3f}, "
+                 f"E_f {best['frame_error_pct']:.1f}%); adapters differ in training steps — compare rows whose "
+                 "adapters were trained alike (their `train_config.json`).")
+    return text
 
 
 if __name__ == "__main__":

@@ -76,11 +76,9 @@ def adapter_figures(base: str, adapter: str, per_effect: int = 4) -> dict:
     for i in range(0, len(clips), 16):
         reqs = [Request(c.reference, c.prompt, c.mask[0], c.start_s, c.end_s) for c in clips[i:i + 16]]
         videos += list(pipe.generate(reqs, steps=10, generator=g))
-    from safetensors import safe_open
+    from studio.lora import read_metadata
 
-    with safe_open(str(Path(adapter) / "adapter_model.safetensors"), "pt") as f:
-        steps = (f.metadata() or {}).get("steps", "?")
-    return {**ev.score(clips, videos, classifier), "adapter_steps": steps}
+    return {**ev.score(clips, videos, classifier), "adapter_steps": read_metadata(adapter).get("steps", "?")}
 
 
 def main() -> None:

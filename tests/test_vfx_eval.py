@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from studio.tasks.vfx.classifier import EffectClassifier, features
-from studio.tasks.vfx.evaluate import held_out, score, write_doc
+from studio.tasks.vfx.evaluate import MAIN, REAL, held_out, score, write_doc
 
 
 def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
@@ -27,6 +27,10 @@ def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
     write_doc(doc, result, {"real": r, "still": r0}, {}, Path("sheet.png"))
     text = doc.read_text()
     assert "| real |" in text and "| still | 0.000 |" in text and "≥ 0.90" in text
+    # the timing breakdown: true clips are neither early nor late and hold still after the end
+    write_doc(doc, result, {REAL: r, MAIN.label: r0}, {}, Path("sheet.png"))
+    timing = doc.read_text().split("### Where the frame error comes from")[1]
+    assert f"| {REAL} | +0.00 | +0.00 | 0.00 |" in timing and f"| {MAIN.label} | – | – |" in timing
 
 
 def test_classifier_features_shape():

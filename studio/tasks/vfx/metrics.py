@@ -119,8 +119,8 @@ class ClipScore:
     mask_precision: float
     leakage: float
     detected: tuple[int, int] | None
-    after_end: float | None = None  # motion_after(...) at the true end
-    odd_even: tuple[float, float] = (0.0, 0.0)  # odd_even_motion(...)
+    after_end: float | None  # motion_after(...) at the true end
+    odd_even: tuple[float, float]  # odd_even_motion(...)
 
 
 def score_clip(frames: np.ndarray, mask: np.ndarray, others: np.ndarray, start: int, end: int,

@@ -63,21 +63,14 @@ def base_figures(base: str, clips: int = 32, seed: int = 777) -> dict:
 
 
 def adapter_figures(base: str, adapter: str, per_effect: int = 4) -> dict:
+    from studio.lora import read_metadata
     from studio.paths import model_path
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.classifier import load_classifier
-    from studio.tasks.vfx.pipeline import Request, VfxPipeline
 
     clips = ev.held_out(per_effect)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
-    pipe = VfxPipeline.load(base, ((adapter, 1.0),))
-    g = torch.Generator().manual_seed(0)
-    videos: list[np.ndarray] = []
-    for i in range(0, len(clips), 16):
-        reqs = [Request(c.reference, c.prompt, c.mask[0], c.start_s, c.end_s) for c in clips[i:i + 16]]
-        videos += list(pipe.generate(reqs, steps=10, generator=g))
-    from studio.lora import read_metadata
-
+    videos = ev.generate(ev.Variant(adapter, (adapter,)), clips, steps=10, base=base)
     return {**ev.score(clips, videos, classifier), "adapter_steps": read_metadata(adapter).get("steps", "?")}
 
 

@@ -152,6 +152,19 @@ def test_trains_logs_checkpoints_samples(tmp_path):
     assert json.loads((tmp_path / "train_config.json").read_text())["max_steps"] == 40
 
 
+def test_an_objective_echoing_its_loss_is_logged_once(tmp_path):
+    """The loss the objective returns is what "loss" logs, even when its logs repeat it under that key."""
+    def echo(model, batch):
+        loss = (model(batch["x"]) - batch["y"]).square().mean()
+        return loss, {"loss": loss.item()}
+
+    cfg = config(tmp_path / "echo", max_steps=3, log={"every": 1, "progress_bar": False})
+    echoed = read_metrics(Trainer(make_model(), echo, Regression(), cfg).train().metrics_path)
+    cfg = config(tmp_path / "plain", max_steps=3, log={"every": 1, "progress_bar": False})
+    plain = read_metrics(Trainer(make_model(), mse, Regression(), cfg).train().metrics_path)
+    assert [r["loss"] for r in echoed] == pytest.approx([r["loss"] for r in plain])
+
+
 def _snapshot(trainer: Trainer) -> dict[str, torch.Tensor]:
     snap = {f"model.{k}": v.clone() for k, v in trainer.unwrapped_model.state_dict().items()}
     if trainer.ema is not None:

@@ -2,6 +2,8 @@
 branch, the timestamp tokens and the rejected active-vector alternative, plug-and-play without a
 mask, and the controllable adapter's save/load round trip."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -165,19 +167,20 @@ def test_residual_latent_round_trip():
     torch.testing.assert_close(decode(z, ref), video)
 
 
+class Text:
+    """A text encoder stand-in: two zero tokens per prompt."""
+
+    def encode(self, prompts):
+        n = len(prompts)
+        return SimpleNamespace(tokens=torch.zeros(n, 2, 384), mask=torch.ones(n, 2, dtype=torch.bool),
+                               pooled=torch.zeros(n, 384))
+
+
 def test_mask_weighted_loss_counts_errors_inside_the_mask_more():
     """λ weights the error inside the object's mask by 1 + λ (normalised to mean 1), from the
     annotation, whether or not the model is given the mask."""
-    from types import SimpleNamespace
-
     from studio.diffusion import scheduler_from_spec
     from studio.tasks.vfx.objective import NOISE, Objective
-
-    class Text:
-        def encode(self, prompts):
-            n = len(prompts)
-            return SimpleNamespace(tokens=torch.zeros(n, 2, 384), mask=torch.ones(n, 2, dtype=torch.bool),
-                                   pooled=torch.zeros(n, 384))
 
     frames = torch.zeros(1, 4, 8, 8, 3, dtype=torch.uint8)
     frames[:, 1:, :4] = 255  # the top half changes after frame 0: z0 ≠ 0 there
@@ -200,3 +203,28 @@ def test_mask_weighted_loss_counts_errors_inside_the_mask_more():
     on_mask = Objective(sched, Text(), use_mask=False, use_time=False, mask_weight=9.0)(zero, batch)[0]
     assert torch.isclose(off_mask, plain)  # an empty mask weighs nothing differently
     assert on_mask > 1.5 * plain  # the error sits in the mask, which now weighs 10×: (10·½)/(5.5) = 0.91 of it vs ½
+
+
+def test_motion_loss_sees_flicker_but_not_a_steady_offset():
+    """μ·(Δẑ0 − Δz0)²: a prediction off by the same amount in every frame has no motion error; one
+    that flickers between frames has, though both make the same frame error."""
+    from studio.diffusion import scheduler_from_spec
+    from studio.tasks.vfx.objective import NOISE, Objective
+
+    class Offset(torch.nn.Module):  # the truth is a still clip (z0 = 0); predict ±0.5 per frame
+        def __init__(self, signs):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+            self.signs = torch.tensor(signs, dtype=torch.float32).view(1, 1, -1, 1, 1)
+
+        def forward(self, zt, t, cond):
+            return 0.5 * self.signs.expand_as(zt)
+
+    batch = {"frames": torch.zeros(1, 4, 8, 8, 3, dtype=torch.uint8), "ref_mask": torch.zeros(1, 8, 8, dtype=torch.bool),
+             "prompt": ["x"], "start_s": torch.tensor([0.1]), "end_s": torch.tensor([0.4])}
+    objective = Objective(scheduler_from_spec("ddpm", NOISE), Text(), use_mask=False, use_time=False, motion_weight=1.0)
+    steady_loss, steady = objective(Offset([1, 1, 1, 1]), batch)
+    flicker_loss, flicker = objective(Offset([1, -1, 1, -1]), batch)
+    assert steady["frame_loss"] == pytest.approx(0.25) and flicker["frame_loss"] == pytest.approx(0.25)
+    assert steady["motion_loss"] == 0.0 and flicker["motion_loss"] == pytest.approx(1.0)  # |Δ| = 1 at every step
+    assert float(flicker_loss) == pytest.approx(1.25) and float(steady_loss) == pytest.approx(0.25)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from studio.tasks.vfx.train import main
+from studio.train import read_metrics
 
 BASE = """
 output_dir = "{root}/base_run"
@@ -52,6 +53,7 @@ targets = ["to_q", "to_k", "to_v", "to_out", "fc1", "fc2"]
 mask_blocks = 1
 caption_dropout = 0.5
 mask_loss_weight = 9.0
+motion_loss_weight = 1.0
 """
 
 
@@ -76,7 +78,9 @@ def test_controllable_lora_from_config(tiny_base):
     tmp_path = tiny_base[0]
     (tmp_path / "lora.toml").write_text(LORA.format(root=tmp_path))
     lora = main(tmp_path / "lora.toml")
-    assert lora["steps"] == 4 and lora["effects"] == ["explode", "melt"]
+    assert lora["steps"] == 4 and lora["effects"] == ["explode", "melt"] and lora["motion_loss_weight"] == 1.0
+    logged = read_metrics(tmp_path / "lora_run" / "metrics.jsonl")[-1]
+    assert logged["loss"] == pytest.approx(logged["frame_loss"] + logged["motion_loss"], rel=1e-4)
     card = (tmp_path / "fx" / "ADAPTER_CARD.md").read_text()
     assert "loss_curve: loss_curve.png" in card and (tmp_path / "fx" / "loss_curve.png").is_file()
     pipe = VfxPipeline.load(tmp_path / "base", ((str(tmp_path / "fx"), 1.0),))

@@ -262,7 +262,8 @@ class Trainer:
                 acc.backward(loss / cfg.grad_accum)
             total += loss.detach().float().item() / cfg.grad_accum
             for k, v in extra.items():
-                logs[k] = logs.get(k, 0.0) + float(v) / cfg.grad_accum
+                if k != "loss":  # the returned loss is logged as "loss"; an echo of it must not add twice
+                    logs[k] = logs.get(k, 0.0) + float(v) / cfg.grad_accum
         params = self._trainable()
         norm = acc.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm else float("inf"))
         logs["grad_norm"] = float(norm)

@@ -73,10 +73,11 @@ def available(variant: Variant) -> bool:
         return False
 
 
-def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, seed: int = 0) -> list[np.ndarray]:
+def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, seed: int = 0,
+             base: str = "vfx-base") -> list[np.ndarray]:
     from studio.tasks.vfx.pipeline import Request, VfxPipeline
 
-    pipe = VfxPipeline.load("vfx-base", tuple((a, 1.0) for a in variant.adapters))
+    pipe = VfxPipeline.load(base, tuple((a, 1.0) for a in variant.adapters))
     g = torch.Generator().manual_seed(seed)
     out: list[np.ndarray] = []
     for i in range(0, len(clips), batch):

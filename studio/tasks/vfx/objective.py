@@ -119,6 +119,13 @@ class Objective:
     weights normalised to mean 1: the masked object is ~3% of the latent but carries most of what
     an effect adapter must learn (``docs/benchmarks/vfx_loss.md``). The weight comes from the
     clip's annotation, so it applies whether or not the model is *given* the mask.
+
+    ``motion_weight`` μ adds a temporal-difference term: the error of the predicted frame-to-frame
+    change, ``(Δẑ0 − Δz0)²`` along time, weighted like the frame error. Once an effect ends its
+    result holds still (Δz0 = 0), a target with no uncertainty even where the final state itself is
+    uncertain (where the fragments land), so this term teaches the end — and that the picture does
+    not jump between temporal tokens — more directly than the frame error (``docs/benchmarks/vfx.md``,
+    "motion after the end").
     """
 
     scheduler: Any  # a diffusers scheduler holding ᾱ (DDPM)
@@ -127,6 +134,7 @@ class Objective:
     use_time: bool = True
     mask_weight: float = 0.0
     caption_dropout: float = 0.0  # prompts → "" with this probability: the unguided branch of CFG
+    motion_weight: float = 0.0  # μ: weight of the temporal-difference (frame-to-frame change) error
 
     def __call__(self, model: VfxModel, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
@@ -140,13 +148,19 @@ class Objective:
         noise = mixed_noise(z0.shape, rho, dim=2, device=device)  # (B, C, T, H, W)
         zt = add_noise(self.scheduler, z0, noise, t)
         out = model(zt, t, cond)
-        err = (out.float() - z0).pow(2)
-        if self.mask_weight:
-            w = 1.0 + self.mask_weight * ref_mask_video(batch["ref_mask"].to(device), z0.shape[2])  # (B, 1, T, H, W)
-            loss = (err * w).mean() / w.mean()
-        else:
-            loss = err.mean()
-        return loss, {"loss": loss.item()}
+        diff = out.float() - z0
+        w = 1.0 + self.mask_weight * ref_mask_video(batch["ref_mask"].to(device), z0.shape[2])  # (B, 1, T, H, W)
+        frame = weighted_mean(diff.pow(2), w)
+        if not self.motion_weight:
+            return frame, {}
+        motion = weighted_mean(diff.diff(dim=2).pow(2), w[:, :, 1:])  # Δẑ0 − Δz0 = Δ(ẑ0 − z0)
+        loss = frame + self.motion_weight * motion
+        return loss, {"frame_loss": frame.item(), "motion_loss": motion.item()}
+
+
+def weighted_mean(err: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Mean of ``err`` weighted by ``w`` (broadcast), the weights normalised to mean 1."""
+    return (err * w).mean() / w.mean()
 
 
 def make_cond(batch: dict[str, Any], text: Any, device, use_mask: bool = True,

@@ -1,0 +1,140 @@
+"""Which controllable-adapter recipe times the effect best — adapters on one base, side by side.
+
+Each variant is an adapter trained on the same base; all are scored on the eval's 44 held-out
+clips (``studio.tasks.vfx.evaluate``, 10 DDIM steps, no guidance) with the timing diagnosis
+(start/end bias, motion inside the object after the true end, odd/even transition motion), and the
+mean motion inside the object is drawn around the true start and the true end — where a model that
+ignores the end keeps moving.
+
+    python scripts/vfx_adapter_study.py "frame loss=runs/vfx/ship_800" \\
+        "frame + motion loss=runs/vfx/ship_motion_800" --out docs/benchmarks/vfx_adapter_study.md
+
+Variants are ``LABEL=ADAPTER_DIR``; the recipe (steps, loss weights) is read from the adapter's
+metadata, the config that trained it is saved beside it (``train_config.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+WINDOW = 6  # transitions drawn on each side of the true start / end
+
+
+def aligned_motion(clips, videos, anchor: str) -> np.ndarray:
+    """Mean motion inside the object (grey levels) on transitions k = −WINDOW … WINDOW−1 from the
+    clip's true ``anchor`` frame ("start" or "end"); transition k goes from frame anchor+k to +k+1."""
+    from studio.tasks.vfx.metrics import effect_region, motion_energy
+
+    sums, counts = np.zeros(2 * WINDOW), np.zeros(2 * WINDOW)
+    for c, v in zip(clips, videos):
+        e = 255 * motion_energy(np.asarray(v), effect_region(c.mask))
+        at = getattr(c, anchor)
+        for k in range(-WINDOW, WINDOW):
+            if 0 <= at + k < len(e):
+                sums[k + WINDOW] += e[at + k]
+                counts[k + WINDOW] += 1
+    return sums / np.maximum(counts, 1)
+
+
+def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4) -> list[dict]:
+    from studio.lora import read_metadata
+    from studio.paths import model_path
+    from studio.tasks.vfx import evaluate as ev
+    from studio.tasks.vfx.classifier import load_classifier
+
+    clips = ev.held_out(per_effect)
+    classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
+    runs = [(ev.REAL, None, [c.frames for c in clips])]
+    runs += [(label, adapter, ev.generate(ev.Variant(label, (adapter,)), clips, steps=10, base=base))
+             for label, adapter in variants]
+    rows = []
+    for label, adapter, videos in runs:
+        meta = read_metadata(adapter) if adapter else {}
+        rows.append({"label": label, "adapter": adapter, **ev.score(clips, videos, classifier),
+                     "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
+                     "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
+                     "around_start": aligned_motion(clips, videos, "start").tolist(),
+                     "around_end": aligned_motion(clips, videos, "end").tolist()})
+        print(json.dumps({k: v for k, v in rows[-1].items() if not isinstance(v, (dict, list))}), flush=True)
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    ks = np.arange(-WINDOW, WINDOW)
+    for ax, key, name in zip(axes, ("around_start", "around_end"), ("start", "end")):
+        for r in rows:
+            style = {"color": "black", "lw": 2.5} if r["adapter"] is None else {"lw": 1.5}
+            ax.plot(ks, r[key], marker="o", ms=3, label=r["label"], **style)
+        ax.axvline(-0.5, color="grey", ls="--", lw=1)
+        ax.set_xlabel(f"transition k from the true {name} (frame {name}+k → {name}+k+1)")
+        ax.set_title(f"motion inside the object around the {name}")
+    axes[0].set_ylabel("mean |Δ| (grey levels)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def render(rows: list[dict], base: str, variants: list[str], picture: str, out: str) -> str:
+    lines = ["# VFX adapter recipe study (`scripts/vfx_adapter_study.py`)", "",
+             f"Adapters on the base `{base}`, scored on {rows[0]['clips']} held-out clips (the eval's, 10 DDIM steps, "
+             "no guidance). *start / end bias*: signed frames between the detected and the true start / end (detected "
+             "clips); *after end*: mean motion inside the object from the true end on (grey levels; the truth has none); "
+             "*odd/even*: motion on odd over even frame transitions (a temporal patch of 2 shows as > 1).", "",
+             "| variant | adapter steps | mask λ | motion μ | T-IoU | E_f (% clip) | start bias | end bias | after end | "
+             "odd/even | mask precision | effect acc. |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['steps']} | {r['mask_loss_weight']} | {r['motion_loss_weight']} | "
+                     f"{r['t_iou']:.3f} | {r['frame_error_pct']:.1f}% | {r['start_bias']:+.2f} | {r['end_bias']:+.2f} | "
+                     f"{r['after_end_motion']:.2f} | {r['token_jump']:.2f} | {r['mask_precision']:.3f} | "
+                     f"{r['effect_accuracy']:.3f} |")
+    lines += ["", reading(rows), "", f"![motion around the true start and end]({picture})", "",
+              "Reproduce: `python scripts/vfx_adapter_study.py --base " + base + " "
+              + " ".join(f'"{v}"' for v in variants) + f" --out {out}` (each adapter trained by the "
+              "`train_config.json` saved beside it; the study configs are in `datasets/vfx/configs/study/`).", ""]
+    return "\n".join(lines)
+
+
+def reading(rows: list[dict]) -> str:
+    """The table's verdicts, computed from it (so a rerun cannot leave stale prose)."""
+    made = [r for r in rows if r["adapter"]]
+    best = max(made, key=lambda r: r["t_iou"])
+    still = min(made, key=lambda r: r["after_end_motion"])
+    return (f"Best timing: **{best['label']}** (T-IoU {best['t_iou']:.3f}, E_f {best['frame_error_pct']:.1f}%, end bias "
+            f"{best['end_bias']:+.2f} frames). Stillest after the end: **{still['label']}** "
+            f"({still['after_end_motion']:.2f} grey levels; truth {rows[0]['after_end_motion']:.2f}). "
+            "On the eval's 44 clips, T-IoU differences of about 0.02 are within noise.")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("variants", nargs="+", metavar="LABEL=ADAPTER")
+    ap.add_argument("--base", default="vfx-base", help="a name under models/ or a base folder")
+    ap.add_argument("--out", default="docs/benchmarks/vfx_adapter_study.md", help="markdown table (a PNG beside it)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--per-effect", type=int, default=4, help="held-out clips per effect (4: the eval's 44)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    variants = [tuple(v.split("=", 1)) for v in args.variants]
+    rows = study(args.base, variants, args.per_effect)
+    out = Path(args.out)
+    picture = plot(rows, out.with_suffix(".png"))
+    text = render(rows, args.base, args.variants, picture.name, args.out)
+    print(text)
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from studio.lora import add_lora
-from studio.tasks.vfx.controls import (ActiveVectorSpec, ControlSpec, MaskBranchSpec, NoTemporalControl,
-                                       TimestampTokensSpec, VfxControls)
+from studio.tasks.vfx.controls import (ActiveVectorSpec, ControlSpec, MaskBranchSpec,
+                                       TEMPORAL, TimestampTokensSpec, VfxControls)
 from studio.tasks.vfx.model import VideoDiT
 from studio.tasks.vfx.objective import VfxModel, decode, encode
 
@@ -95,7 +95,7 @@ def test_factorised_temporal_blocks_only_mix_along_time():
     assert touched[:, 0, 0].all() and touched.sum() == 4  # its own column of time, nothing else
 
 
-@pytest.mark.parametrize("temporal", [TimestampTokensSpec(), ActiveVectorSpec(), NoTemporalControl()])
+@pytest.mark.parametrize("temporal", list(TEMPORAL.values()), ids=list(TEMPORAL))
 def test_controls_are_an_exact_identity_at_init(temporal):
     dit = tiny()
     x, t, cond = inputs()
@@ -118,6 +118,22 @@ def test_timestamp_tokens_are_zero_at_init_and_learn_time():
     a = model(x, t, cond)
     b = model(x, t, {**cond, "start_s": cond["start_s"] + 0.5})
     assert not torch.allclose(a, b)
+
+
+def test_fourier_timestamp_features_tell_late_ends_apart():
+    """The paper's feature is log(t + t0) alone (one input to W, so old adapters load unchanged);
+    ``tokens_fourier`` adds sin/cos(2πt/P), which separate 1.0 / 1.5 / 1.875 s far more than log t."""
+    paper, fourier = TEMPORAL["tokens"], TEMPORAL["tokens_fourier"]
+    t = torch.tensor([1.0, 1.5, 1.875])
+    assert paper.features(t).shape == (3, 1)
+    torch.testing.assert_close(paper.features(t)[:, 0], torch.log(t + paper.offset_s))
+    f = fourier.features(t)
+    assert f.shape == (3, 1 + 2 * len(fourier.periods_s))
+    assert torch.equal(f[:, :1], paper.features(t))
+    assert (f[1] - f[2]).norm() > 5 * (paper.features(t)[1] - paper.features(t)[2]).norm()
+    for name, spec in TEMPORAL.items():  # the saved name brings back the same spec
+        assert ControlSpec.from_dict(ControlSpec(spec, None).to_dict()).temporal == spec, name
+    assert VfxControls(tiny(), ControlSpec(fourier, None)).timestamps.start.weight.shape == (384, 13)
 
 
 def test_without_a_mask_the_model_is_exactly_the_plain_lora():

@@ -6,6 +6,11 @@
 * ``TimestampTokens`` — start and end time each become ``LayerNorm(W·log(t + t0) + b)`` with W, b
   zero-initialised (one embedder per endpoint) and fill the two context slots the base reserves
   after the text tokens; ``t0`` = one frame keeps ``log`` finite at t = 0.
+  Measured flaw of that scalar feature: the token is a 1-D curve (a direction that turns with
+  log t), and the trained one turns mostly below 0.5 s — end tokens for 1.0, 1.5 and 1.875 s have
+  cosine ≥ 0.96 to each other, so the model cannot tell an end at frame 8 from one at frame 15
+  (``docs/benchmarks/vfx_adapter_study.md``). ``periods_s`` adds Fourier features of t
+  (sin/cos of 2πt/P) beside log t: ``LayerNorm(W·[log(t + t0), sin, cos …] + b)``, still zero-initialised.
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
   embedded by a zero-initialised linear map and added to the timestep embedding.
 
@@ -31,6 +36,16 @@ class TimestampTokensSpec:
     """Start/end tokens appended to the text (the paper's choice)."""
 
     offset_s: float = 0.125  # t0: one frame at 8 fps
+    periods_s: tuple[float, ...] = ()  # Fourier features of t beside log t; () = the paper's log t alone
+
+    def features(self, t_s: torch.Tensor) -> torch.Tensor:
+        """(B,) seconds → (B, 1 + 2·len(periods_s)): log(t + t0), then sin/cos(2πt/P) per period."""
+        t = t_s.float()[:, None]
+        feats = [torch.log(t + self.offset_s)]
+        if self.periods_s:
+            angle = 2 * torch.pi * t / torch.tensor(self.periods_s, device=t.device)  # (B, P)
+            feats += [angle.sin(), angle.cos()]
+        return torch.cat(feats, 1)
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,9 @@ class NoTemporalControl:
 
 
 TemporalSpec = Union[TimestampTokensSpec, ActiveVectorSpec, NoTemporalControl]
-TEMPORAL = {"tokens": TimestampTokensSpec(), "active": ActiveVectorSpec(), "none": NoTemporalControl()}
+TEMPORAL = {"tokens": TimestampTokensSpec(),
+            "tokens_fourier": TimestampTokensSpec(periods_s=(8.0, 4.0, 2.0, 1.0, 0.5, 0.25)),
+            "active": ActiveVectorSpec(), "none": NoTemporalControl()}
 
 
 @dataclass(frozen=True)
@@ -58,7 +75,7 @@ class ControlSpec:
     mask: MaskBranchSpec | None = MaskBranchSpec()
 
     def to_dict(self) -> dict:
-        name = next(k for k, v in TEMPORAL.items() if type(v) is type(self.temporal))
+        name = next(k for k, v in TEMPORAL.items() if v == self.temporal)
         return {"temporal": name, "mask_blocks": self.mask.blocks if self.mask else 0}
 
     @classmethod
@@ -93,9 +110,10 @@ class MaskBranch(nn.Module):
 class TimestampTokens(nn.Module):
     def __init__(self, spec: TimestampTokensSpec, dim: int = TEXT_DIM):
         super().__init__()
-        self.offset = spec.offset_s
-        self.start = nn.Linear(1, dim)
-        self.end = nn.Linear(1, dim)
+        self.spec = spec
+        n = 1 + 2 * len(spec.periods_s)
+        self.start = nn.Linear(n, dim)
+        self.end = nn.Linear(n, dim)
         self.norm_start = nn.LayerNorm(dim)
         self.norm_end = nn.LayerNorm(dim)
         for lin in (self.start, self.end):  # zero W and b: both tokens are 0 = the base's reserved slots
@@ -104,8 +122,7 @@ class TimestampTokens(nn.Module):
 
     def forward(self, start_s: torch.Tensor, end_s: torch.Tensor) -> torch.Tensor:
         """(B,), (B,) seconds → (B, 2, dim)."""
-        ls = torch.log(start_s.float() + self.offset)[:, None]  # (B, 1)
-        le = torch.log(end_s.float() + self.offset)[:, None]
+        ls, le = self.spec.features(start_s), self.spec.features(end_s)  # (B, F)
         w = self.start.weight
         return torch.stack([self.norm_start(self.start(ls.to(w.dtype))), self.norm_end(self.end(le.to(w.dtype)))], 1)
 

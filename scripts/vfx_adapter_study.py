@@ -41,6 +41,34 @@ def aligned_motion(clips, videos, anchor: str) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
+def time_sensitivity(base: str, adapter: str, clips: int = 22, t: int = 999) -> tuple[float, float]:
+    """How much the prediction ẑ0 at noise level ``t`` moves when only the start (0.25 → 1.0 s, end
+    1.5 s) or only the end (0.75 → 1.875 s, start 0.25 s) moves, over the mean |ẑ0| — same clips and
+    noise. An end sensitivity near 0 means the model does not read the end at all."""
+    from studio.diffusion import add_noise, mixed_noise, scheduler_from_spec
+    from studio.tasks.vfx import evaluate as ev
+    from studio.tasks.vfx.data import ClipDataset
+    from studio.tasks.vfx.effects import EFFECT_NAMES
+    from studio.tasks.vfx.objective import NOISE, make_cond
+    from studio.tasks.vfx.pipeline import VfxPipeline
+
+    pipe = VfxPipeline.load(base, ((adapter, 1.0),))
+    ds = ClipDataset(tuple(EFFECT_NAMES), clips, ev.HELD_OUT_SEED)
+    cond, z0 = make_cond(torch.utils.data.default_collate([ds[i] for i in range(len(ds))]), pipe.text, "cpu")
+    tt = torch.full((len(z0),), t)
+    noise = mixed_noise(z0.shape, pipe.model.noise_correlation, generator=torch.Generator().manual_seed(1))
+    xt = add_noise(scheduler_from_spec("ddpm", NOISE), z0, noise, tt)
+
+    def z(start: float, end: float) -> torch.Tensor:
+        times = {"start_s": torch.full((len(z0),), start), "end_s": torch.full((len(z0),), end)}
+        with torch.no_grad():
+            return pipe.model(xt, tt, {**cond, **times}).float()
+
+    scale = z(0.25, 1.5).abs().mean().item()
+    return ((z(1.0, 1.5) - z(0.25, 1.5)).abs().mean().item() / scale,
+            (z(0.25, 1.875) - z(0.25, 0.75)).abs().mean().item() / scale)
+
+
 def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4) -> list[dict]:
     from studio.lora import read_metadata
     from studio.paths import model_path
@@ -55,13 +83,24 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4) -> li
     rows = []
     for label, adapter, videos in runs:
         meta = read_metadata(adapter) if adapter else {}
+        sens = time_sensitivity(base, adapter) if adapter else (float("nan"), float("nan"))
         rows.append({"label": label, "adapter": adapter, **ev.score(clips, videos, classifier),
                      "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
                      "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
+                     "after_end_loss_weight": meta.get("after_end_loss_weight", 0.0 if adapter else "–"),
+                     "time_features": temporal_name(meta) if adapter else "–",
+                     "start_sensitivity": sens[0], "end_sensitivity": sens[1],
                      "around_start": aligned_motion(clips, videos, "start").tolist(),
                      "around_end": aligned_motion(clips, videos, "end").tolist()})
         print(json.dumps({k: v for k, v in rows[-1].items() if not isinstance(v, (dict, list))}), flush=True)
     return rows
+
+
+def temporal_name(meta: dict) -> str:
+    """The temporal control an adapter was trained with, as its config names it."""
+    controls = meta.get("controls", {})
+    controls = json.loads(controls.replace("'", '"')) if isinstance(controls, str) else controls
+    return controls.get("temporal", "?")
 
 
 def plot(rows: list[dict], path: Path) -> Path:
@@ -92,19 +131,29 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
              f"Adapters on the base `{base}`, scored on {rows[0]['clips']} held-out clips (the eval's, 10 DDIM steps, "
              "no guidance). *start / end bias*: signed frames between the detected and the true start / end (detected "
              "clips); *after end*: mean motion inside the object from the true end on (grey levels; the truth has none); "
-             "*odd/even*: motion on odd over even frame transitions (a temporal patch of 2 shows as > 1).", "",
-             "| variant | adapter steps | mask λ | motion μ | T-IoU | E_f (% clip) | start bias | end bias | after end | "
-             "odd/even | mask precision | effect acc. |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "*odd/even*: motion on odd over even frame transitions (a temporal patch of 2 shows as > 1); "
+             "*reads start / end*: how much the prediction from pure noise (t = 999, 22 held-out clips) changes when "
+             "only the start moves 0.25 → 1.0 s, or only the end 0.75 → 1.875 s, over its mean size "
+             "(`time_sensitivity`; ≈ 0 = that time is ignored).", "",
+             "| variant | time control | adapter steps | mask λ | after-end weight | motion μ | T-IoU | E_f (% clip) | "
+             "start bias | end bias | after end | odd/even | reads start / end | mask precision | effect acc. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['steps']} | {r['mask_loss_weight']} | {r['motion_loss_weight']} | "
+        lines.append(f"| {r['label']} | {r['time_features']} | {r['steps']} | {r['mask_loss_weight']} | "
+                     f"{r['after_end_loss_weight']} | {r['motion_loss_weight']} | "
                      f"{r['t_iou']:.3f} | {r['frame_error_pct']:.1f}% | {r['start_bias']:+.2f} | {r['end_bias']:+.2f} | "
-                     f"{r['after_end_motion']:.2f} | {r['token_jump']:.2f} | {r['mask_precision']:.3f} | "
+                     f"{r['after_end_motion']:.2f} | {r['token_jump']:.2f} | "
+                     f"{_num(r['start_sensitivity'])} / {_num(r['end_sensitivity'])} | {r['mask_precision']:.3f} | "
                      f"{r['effect_accuracy']:.3f} |")
     lines += ["", reading(rows), "", f"![motion around the true start and end]({picture})", "",
               "Reproduce: `python scripts/vfx_adapter_study.py --base " + base + " "
               + " ".join(f'"{v}"' for v in variants) + f" --out {out}` (each adapter trained by the "
               "`train_config.json` saved beside it; the study configs are in `datasets/vfx/configs/study/`).", ""]
     return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return "–" if x != x else f"{x:.3f}"
 
 
 def reading(rows: list[dict]) -> str:

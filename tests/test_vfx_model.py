@@ -244,3 +244,30 @@ def test_motion_loss_sees_flicker_but_not_a_steady_offset():
     assert steady["frame_loss"] == pytest.approx(0.25) and flicker["frame_loss"] == pytest.approx(0.25)
     assert steady["motion_loss"] == 0.0 and flicker["motion_loss"] == pytest.approx(1.0)  # |Δ| = 1 at every step
     assert float(flicker_loss) == pytest.approx(1.25) and float(steady_loss) == pytest.approx(0.25)
+
+
+def test_after_end_weight_counts_the_object_after_its_end_more():
+    """``after_end_weight`` weighs the object's frames from the annotated end on (end_s · fps, rounded)."""
+    from studio.diffusion import scheduler_from_spec
+    from studio.tasks.vfx.objective import NOISE, Objective, after_end
+
+    assert after_end(torch.tensor([0.25]), 4, 8.0).flatten().tolist() == [0, 0, 1, 1]
+
+    class Zero(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, zt, t, cond):
+            return torch.zeros_like(zt)
+
+    def loss(changed_frame: int, weight: float) -> float:
+        frames = torch.zeros(1, 4, 8, 8, 3, dtype=torch.uint8)
+        frames[:, changed_frame, :4] = 255  # one frame of the object differs from the reference
+        batch = {"frames": frames, "ref_mask": (torch.arange(8) < 4)[None, :, None].expand(1, 8, 8), "prompt": ["x"],
+                 "start_s": torch.tensor([0.1]), "end_s": torch.tensor([0.25])}  # end frame 2
+        sched = scheduler_from_spec("ddpm", NOISE)
+        return float(Objective(sched, Text(), use_mask=False, use_time=False, after_end_weight=weight)(Zero(), batch)[0])
+
+    assert loss(1, 0.0) == pytest.approx(loss(3, 0.0))
+    assert loss(3, 30.0) > 5 * loss(1, 30.0)  # after the end the same error weighs 31× vs 1×

@@ -120,6 +120,9 @@ class Objective:
     an effect adapter must learn (``docs/benchmarks/vfx_loss.md``). The weight comes from the
     clip's annotation, so it applies whether or not the model is *given* the mask.
 
+    ``after_end_weight`` adds to the weight of the object's frames from the true end on, where the
+    shipped adapters keep changing the object although the truth holds still.
+
     ``motion_weight`` μ adds a temporal-difference term: the error of the predicted frame-to-frame
     change, ``(Δẑ0 − Δz0)²`` along time, weighted like the frame error. Once an effect ends its
     result holds still (Δz0 = 0), a target with no uncertainty even where the final state itself is
@@ -135,6 +138,8 @@ class Objective:
     mask_weight: float = 0.0
     caption_dropout: float = 0.0  # prompts → "" with this probability: the unguided branch of CFG
     motion_weight: float = 0.0  # μ: weight of the temporal-difference (frame-to-frame change) error
+    after_end_weight: float = 0.0  # extra weight on the object's frames from the true end on
+    fps: float = 8.0  # frames per second of the clips (end_s → end frame)
 
     def __call__(self, model: VfxModel, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
@@ -149,13 +154,22 @@ class Objective:
         zt = add_noise(self.scheduler, z0, noise, t)
         out = model(zt, t, cond)
         diff = out.float() - z0
-        w = 1.0 + self.mask_weight * ref_mask_video(batch["ref_mask"].to(device), z0.shape[2])  # (B, 1, T, H, W)
+        obj = ref_mask_video(batch["ref_mask"].to(device), z0.shape[2])  # (B, 1, T, H, W)
+        w = 1.0 + self.mask_weight * obj
+        if self.after_end_weight:
+            w = w + self.after_end_weight * obj * after_end(batch["end_s"].to(device), z0.shape[2], self.fps)
         frame = weighted_mean(diff.pow(2), w)
         if not self.motion_weight:
             return frame, {}
         motion = weighted_mean(diff.diff(dim=2).pow(2), w[:, :, 1:])  # Δẑ0 − Δz0 = Δ(ẑ0 − z0)
         loss = frame + self.motion_weight * motion
         return loss, {"frame_loss": frame.item(), "motion_loss": motion.item()}
+
+
+def after_end(end_s: torch.Tensor, frames: int, fps: float) -> torch.Tensor:
+    """(B,) end times in seconds → (B, 1, T, 1, 1) float: 1 on frames at or after the end frame."""
+    f = torch.arange(frames, device=end_s.device, dtype=torch.float32)
+    return (f[None] >= (end_s.float()[:, None] * fps).round()).float()[:, None, :, None, None]
 
 
 def weighted_mean(err: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -54,6 +54,7 @@ class LoraSection(Section):
     mask_loss_weight: float = Field(0.0, ge=0, description="λ: the loss inside the object's mask weighs 1 + λ.")
     caption_dropout: float = Field(0.0, ge=0, lt=1, description="Prompts → '' with this probability (for guidance).")
     motion_loss_weight: float = Field(0.0, ge=0, description="μ: weight of the frame-to-frame change error.")
+    after_end_loss_weight: float = Field(0.0, ge=0, description="Extra weight on the object's frames after the end.")
 
 
 class VfxTrainConfig(TrainConfig):
@@ -171,12 +172,14 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     dataset = build_dataset(cfg)
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=spec.mask is not None,
                           use_time=lc.temporal != "none", mask_weight=lc.mask_loss_weight,
-                          caption_dropout=lc.caption_dropout, motion_weight=lc.motion_loss_weight)
+                          caption_dropout=lc.caption_dropout, motion_weight=lc.motion_loss_weight,
+                          after_end_weight=lc.after_end_loss_weight)
     result = _trainer(VfxModel(dit, controls), objective, dataset, cfg).train()
     record = {"steps": result.step, "final_loss": result.loss, "train_seconds": round(time.time() - t0, 1),
               "dataset": dataset_id(cfg, len(dataset)), "controls": spec.to_dict(), "effects": list(dataset.names),
               "mask_loss_weight": lc.mask_loss_weight, "caption_dropout": lc.caption_dropout,
-              "motion_loss_weight": lc.motion_loss_weight, "loss_curve": LOSS_CURVE if result.loss_curve else None}
+              "motion_loss_weight": lc.motion_loss_weight,
+              "after_end_loss_weight": lc.after_end_loss_weight, "loss_curve": LOSS_CURVE if result.loss_curve else None}
     if cfg.export_dir is not None:
         from studio.tasks.vfx.pipeline import save_controllable_adapter
 

@@ -271,3 +271,20 @@ def test_after_end_weight_counts_the_object_after_its_end_more():
 
     assert loss(1, 0.0) == pytest.approx(loss(3, 0.0))
     assert loss(3, 30.0) > 5 * loss(1, 30.0)  # after the end the same error weighs 31× vs 1×
+
+
+def test_frame_phase_flags_each_token_with_its_frames_started_and_ended():
+    from studio.tasks.vfx.controls import FramePhaseEmbed
+
+    dit = tiny()
+    embed = FramePhaseEmbed(dit)
+    pt = dit.patch[0]
+    with torch.no_grad():  # read the flags straight out: channel j = flag j of the token
+        embed.proj.weight.zero_()
+        embed.proj.weight[: 2 * pt].copy_(torch.eye(2 * pt))
+    T, H, W = TINY["sample_frames"], TINY["sample_size"], TINY["sample_size"]
+    out = embed(torch.tensor([0.25]), torch.tensor([0.5]), 8.0, (1, 3, T, H, W))  # start frame 2, end frame 4
+    per_token = out[0, :: (H // dit.patch[1]) * (W // dit.patch[2]), : 2 * pt]  # first spatial position of each frame group
+    flags = per_token.reshape(-1, 2)  # (frames, [started, ended])
+    frames = torch.arange(T).float()
+    assert torch.equal(flags[:, 0], (frames >= 2).float()) and torch.equal(flags[:, 1], (frames >= 4).float())

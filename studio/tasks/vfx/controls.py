@@ -54,14 +54,22 @@ class ActiveVectorSpec:
 
 
 @dataclass(frozen=True)
+class FramePhaseSpec:
+    """Diagnostic, not the paper's: each temporal token is told, per frame it covers, whether the
+    effect has started (f ≥ start) and ended (f ≥ end) — two 0/1 flags, through a zero-initialised
+    linear map added to the token before the first block. The most direct timing input there is:
+    it measures what exact per-frame timing buys over tokens the network must learn to read."""
+
+
+@dataclass(frozen=True)
 class NoTemporalControl:
     """No timing input: the effect happens whenever the model likes."""
 
 
-TemporalSpec = Union[TimestampTokensSpec, ActiveVectorSpec, NoTemporalControl]
+TemporalSpec = Union[TimestampTokensSpec, ActiveVectorSpec, FramePhaseSpec, NoTemporalControl]
 TEMPORAL = {"tokens": TimestampTokensSpec(),
             "tokens_fourier": TimestampTokensSpec(periods_s=(8.0, 4.0, 2.0, 1.0, 0.5, 0.25)),
-            "active": ActiveVectorSpec(), "none": NoTemporalControl()}
+            "active": ActiveVectorSpec(), "frame_phase": FramePhaseSpec(), "none": NoTemporalControl()}
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,25 @@ class ActiveFrameEmbed(nn.Module):
         return self.proj(active.to(self.proj.weight.dtype))
 
 
+class FramePhaseEmbed(nn.Module):
+    def __init__(self, base: VideoDiT):
+        super().__init__()
+        self.patch = base.patch
+        self.pt = base.patch[0]
+        self.proj = ZeroInitProjection(2 * self.pt, base.config.hidden_size)
+
+    def forward(self, start_s: torch.Tensor, end_s: torch.Tensor, fps: float, shape: tuple[int, ...]) -> torch.Tensor:
+        """(B,), (B,) seconds, latent shape (B, C, T, H, W) → (B, N, D): per token, the started/ended
+        flags of the frames it covers."""
+        gt, gh, gw = (n // p for n, p in zip(shape[2:], self.patch))
+        f = torch.arange(gt * self.pt, device=start_s.device, dtype=torch.float32)[None]  # (1, T)
+        started = (f >= (start_s.float()[:, None] * fps).round()).float()
+        ended = (f >= (end_s.float()[:, None] * fps).round()).float()
+        flags = torch.stack([started, ended], -1).reshape(started.shape[0], gt, 2 * self.pt)
+        e = self.proj(flags.to(self.proj.weight.dtype))  # (B, gt, D)
+        return e[:, :, None].expand(-1, -1, gh * gw, -1).reshape(e.shape[0], gt * gh * gw, -1)
+
+
 class VfxControls(nn.Module):
     """The non-LoRA part of a controllable adapter: mask branch + temporal control."""
 
@@ -151,10 +178,12 @@ class VfxControls(nn.Module):
         self.timestamps = TimestampTokens(spec.temporal) if isinstance(spec.temporal, TimestampTokensSpec) else None
         self.active = (ActiveFrameEmbed(base.config.sample_frames, base.config.hidden_size)
                        if isinstance(spec.temporal, ActiveVectorSpec) else None)
+        self.phase = FramePhaseEmbed(base) if isinstance(spec.temporal, FramePhaseSpec) else None
 
     def forward(self, mask: torch.Tensor | None, start_s: torch.Tensor | None,
-                end_s: torch.Tensor | None) -> dict:
-        """Keyword arguments for ``VideoDiT.forward``: ``block_residuals``, ``time_tokens``, ``cond_extra``."""
+                end_s: torch.Tensor | None, shape: tuple[int, ...] | None = None) -> dict:
+        """Keyword arguments for ``VideoDiT.forward``: ``block_residuals``, ``time_tokens``, ``cond_extra``.
+        ``shape`` is the latent's (B, C, T, H, W) (needed by the frame-phase control only)."""
         kw: dict = {}
         if self.mask_branch is not None and mask is not None:
             kw["block_residuals"] = self.mask_branch(mask)
@@ -163,4 +192,10 @@ class VfxControls(nn.Module):
                 kw["time_tokens"] = self.timestamps(start_s, end_s)
             if self.active is not None:
                 kw["cond_extra"] = self.active(start_s, end_s, self.fps)
+            if self.phase is not None:
+                if shape is None:
+                    raise ValueError("frame_phase: the latent shape is needed to place the frame flags")
+                phase = self.phase(start_s, end_s, self.fps, shape)
+                first = kw.get("block_residuals") or [0.0]
+                kw["block_residuals"] = [first[0] + phase] + list(first[1:])
         return kw

@@ -93,7 +93,7 @@ class VfxModel(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
         extra = {}
         if self.controls is not None:
-            extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"))
+            extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"), tuple(x.shape))
         f = self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra).float()
         if self.preconditioning == "x":
             return self.sigma_data * f

@@ -49,7 +49,7 @@ class LoraSection(Section):
     rank: int = Field(32, ge=1)
     alpha: float = 32.0
     targets: list[str] = ["to_q", "to_k", "to_v", "to_out"]
-    temporal: Literal["tokens", "tokens_fourier", "active", "none"] = "tokens"
+    temporal: Literal["tokens", "tokens_fourier", "active", "frame_phase", "none"] = "tokens"
     mask_blocks: int = Field(2, ge=0)
     mask_loss_weight: float = Field(0.0, ge=0, description="λ: the loss inside the object's mask weighs 1 + λ.")
     caption_dropout: float = Field(0.0, ge=0, lt=1, description="Prompts → '' with this probability (for guidance).")

@@ -36,3 +36,16 @@ def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
 def test_classifier_features_shape():
     x = features(torch.zeros(2, 16, 32, 32, 3, dtype=torch.uint8), torch.ones(2, 32, 32, dtype=torch.bool))
     assert x.shape == (2, 7, 16, 32, 32)
+
+
+def test_drift_ratio_tells_a_drift_from_flicker():
+    from studio.tasks.vfx.metrics import change_after, drift_ratio
+
+    region = np.ones((8, 8), bool)
+    ramp = np.linspace(0, 1, 12, dtype=np.float32)[:, None, None, None] * np.ones((12, 8, 8, 3), np.float32)
+    still = np.repeat(ramp[:1], 12, 0)
+    flicker = 0.5 + 0.1 * np.random.default_rng(0).standard_normal((12, 8, 8, 3)).astype(np.float32)
+    assert abs(drift_ratio([change_after(ramp, region, 4)]) - 2.0) < 1e-4  # steady drift: twice the change
+    assert abs(drift_ratio([change_after(flicker, region, 4)]) - 1.0) < 0.1  # independent errors: the same
+    assert np.isnan(drift_ratio([change_after(still, region, 4)]))  # the truth: nothing changes
+    assert change_after(ramp, region, 10) is None and np.isnan(drift_ratio([]))

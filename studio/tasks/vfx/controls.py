@@ -58,7 +58,9 @@ class FramePhaseSpec:
     """Diagnostic, not the paper's: each temporal token is told, per frame it covers, whether the
     effect has started (f ≥ start) and ended (f ≥ end) — two 0/1 flags, through a zero-initialised
     linear map added to the token before the first block. The most direct timing input there is:
-    it measures what exact per-frame timing buys over tokens the network must learn to read."""
+    it measures what exact per-frame timing buys over tokens the network must learn to read.
+    Measured (800 steps, ``docs/benchmarks/vfx_adapter_study.md``): nothing — the object still
+    moves to the clip's last frame, so the late end is not a failure to read the time."""
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,27 @@ def motion_after(frames: np.ndarray, region: np.ndarray, end: int) -> float | No
     return float(255 * e.mean()) if len(e) else None
 
 
+def change_after(frames: np.ndarray, region: np.ndarray, end: int) -> tuple[float, float] | None:
+    """Mean change inside ``region`` from frame ``end`` on, over one frame (|x[f+1] − x[f]|) and
+    over two (|x[f+2] − x[f]|); None when fewer than 3 frames follow. See ``drift_ratio``."""
+    x = as_float(frames)[end:]
+    if len(x) < 3 or not region.any():
+        return None
+    one = np.abs(np.diff(x, axis=0)).mean(-1)[:, region].mean()
+    two = np.abs(x[2:] - x[:-2]).mean(-1)[:, region].mean()
+    return float(one), float(two)
+
+
+def drift_ratio(pairs: list[tuple[float, float]]) -> float:
+    """Two-frame over one-frame change after the end, pooled over clips (``change_after`` of each):
+    ≈ 2 when the picture drifts on steadily (the effect goes on), ≈ 1 for independent per-frame
+    flicker that goes nowhere; NaN when nothing changes (the truth holds still there)."""
+    if not pairs:
+        return float("nan")
+    one, two = np.mean(pairs, axis=0)
+    return float(two / one) if one > 1e-6 else float("nan")
+
+
 def odd_even_motion(frames: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     """Mean motion inside ``region`` on odd transitions (frame 1→2, 3→4, …) and on even ones (0→1,
     2→3, …). Their ratio (over many clips) is ~1 for real motion, and above 1 when a model with

@@ -41,20 +41,31 @@ def aligned_motion(clips, videos, anchor: str) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
-def time_sensitivity(base: str, adapter: str, clips: int = 22, t: int = 999) -> tuple[float, float]:
+def conditioned_clips(pipe, per_effect: int, seed: int | None):
+    """The study's clips (held out, or of a training ``seed``) → (clips, conditioning, true latent z0)."""
+    from studio.tasks.vfx import evaluate as ev
+    from studio.tasks.vfx.data import training_item
+    from studio.tasks.vfx.effects import EFFECT_NAMES
+    from studio.tasks.vfx.objective import make_cond
+
+    clips = ev.held_out(per_effect, seed=seed)
+    batch = torch.utils.data.default_collate([training_item(c, tuple(EFFECT_NAMES)) for c in clips])
+    cond, z0 = make_cond(batch, pipe.text, "cpu")
+    return clips, cond, z0
+
+
+def time_sensitivity(base: str, adapter: str, per_effect: int = 2, t: int = 999,
+                     seed: int | None = None) -> tuple[float, float]:
     """How much the prediction ẑ0 at noise level ``t`` moves when only the start (0.25 → 1.0 s, end
     1.5 s) or only the end (0.75 → 1.875 s, start 0.25 s) moves, over the mean |ẑ0| — same clips and
-    noise. An end sensitivity near 0 means the model does not read the end at all."""
+    noise (``per_effect`` clips of each effect). An end sensitivity near 0 means the model does not
+    read the end at all."""
     from studio.diffusion import add_noise, mixed_noise, scheduler_from_spec
-    from studio.tasks.vfx import evaluate as ev
-    from studio.tasks.vfx.data import ClipDataset
-    from studio.tasks.vfx.effects import EFFECT_NAMES
-    from studio.tasks.vfx.objective import NOISE, make_cond
+    from studio.tasks.vfx.objective import NOISE
     from studio.tasks.vfx.pipeline import VfxPipeline
 
     pipe = VfxPipeline.load(base, ((adapter, 1.0),))
-    ds = ClipDataset(tuple(EFFECT_NAMES), clips, ev.HELD_OUT_SEED)
-    cond, z0 = make_cond(torch.utils.data.default_collate([ds[i] for i in range(len(ds))]), pipe.text, "cpu")
+    _, cond, z0 = conditioned_clips(pipe, per_effect, seed)
     tt = torch.full((len(z0),), t)
     noise = mixed_noise(z0.shape, pipe.model.noise_correlation, generator=torch.Generator().manual_seed(1))
     xt = add_noise(scheduler_from_spec("ddpm", NOISE), z0, noise, tt)
@@ -69,23 +80,19 @@ def time_sensitivity(base: str, adapter: str, clips: int = 22, t: int = 999) -> 
             (z(0.25, 1.875) - z(0.25, 0.75)).abs().mean().item() / scale)
 
 
-def denoised_truth_after_end(base: str, adapter: str, t: int = 100, per_effect: int = 2) -> float:
+def denoised_truth_after_end(base: str, adapter: str, t: int = 100, per_effect: int = 2,
+                             seed: int | None = None) -> float:
     """Motion inside the object after the true end (grey levels) in ẑ0 predicted from the *true*
     clip noised to ``t`` — the stillness the adapter keeps when it is handed a still ending. The
     last DDIM steps of sampling work at this noise level, so a value near the generated clips'
     "after end" says the motion there is the model's reconstruction floor, not a late end."""
     from studio.diffusion import add_noise, mixed_noise, scheduler_from_spec
-    from studio.tasks.vfx import evaluate as ev
-    from studio.tasks.vfx.data import training_item
-    from studio.tasks.vfx.effects import EFFECT_NAMES
     from studio.tasks.vfx.metrics import effect_region, motion_after
-    from studio.tasks.vfx.objective import NOISE, decode, make_cond, to_uint8
+    from studio.tasks.vfx.objective import NOISE, decode, to_uint8
     from studio.tasks.vfx.pipeline import VfxPipeline
 
     pipe = VfxPipeline.load(base, ((adapter, 1.0),))
-    clips = ev.held_out(per_effect)
-    batch = torch.utils.data.default_collate([training_item(c, tuple(EFFECT_NAMES)) for c in clips])
-    cond, z0 = make_cond(batch, pipe.text, "cpu")
+    clips, cond, z0 = conditioned_clips(pipe, per_effect, seed)
     tt = torch.full((len(z0),), t)
     noise = mixed_noise(z0.shape, pipe.model.noise_correlation, dim=2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -105,13 +112,15 @@ def change_over_two_frames(clips, videos) -> float:
     return drift_ratio([p for p in pairs if p is not None])
 
 
-def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4) -> list[dict]:
+def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed: int | None = None) -> list[dict]:
+    """Score each adapter; ``seed`` scores the first clips of that training seed instead of the
+    held-out ones (an adapter trained on exactly those clips shows what it can fit)."""
     from studio.lora import read_metadata
     from studio.paths import model_path
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.classifier import load_classifier
 
-    clips = ev.held_out(per_effect)
+    clips = ev.held_out(per_effect, seed=seed)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
     runs = [(ev.REAL, None, [c.frames for c in clips])]
     runs += [(label, adapter, ev.generate(ev.Variant(label, (adapter,)), clips, steps=10, base=base))
@@ -119,8 +128,8 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4) -> li
     rows = []
     for label, adapter, videos in runs:
         meta = read_metadata(adapter) if adapter else {}
-        sens = time_sensitivity(base, adapter) if adapter else (float("nan"), float("nan"))
-        floor = denoised_truth_after_end(base, adapter) if adapter else 0.0
+        sens = time_sensitivity(base, adapter, seed=seed) if adapter else (float("nan"), float("nan"))
+        floor = denoised_truth_after_end(base, adapter, seed=seed) if adapter else 0.0
         rows.append({"label": label, "adapter": adapter, **ev.score(clips, videos, classifier),
                      "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
                      "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
@@ -164,9 +173,11 @@ def plot(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def render(rows: list[dict], base: str, variants: list[str], picture: str, out: str) -> str:
+def render(rows: list[dict], base: str, variants: list[str], picture: str, out: str, seed: int | None = None) -> str:
+    which = ("held-out clips (the eval's" if seed is None
+             else f"clips of training seed {seed} (the first ones: an adapter trained on exactly these shows what it can fit")
     lines = ["# VFX adapter recipe study (`scripts/vfx_adapter_study.py`)", "",
-             f"Adapters on the base `{base}`, scored on {rows[0]['clips']} held-out clips (the eval's, 10 DDIM steps, "
+             f"Adapters on the base `{base}`, scored on {rows[0]['clips']} {which}, 10 DDIM steps, "
              "no guidance). *start / end bias*: signed frames between the detected and the true start / end (detected "
              "clips); *after end*: mean motion inside the object from the true end on (grey levels; the truth has none); "
              "*odd/even*: motion on odd over even frame transitions (a temporal patch of 2 shows as > 1); "
@@ -190,6 +201,7 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
                      f"{r['effect_accuracy']:.3f} |")
     lines += ["", reading(rows), "", f"![motion around the true start and end]({picture})", "",
               "Reproduce: `python scripts/vfx_adapter_study.py --base " + base + " "
+              + ("" if seed is None else f"--clips-seed {seed} ")
               + " ".join(f'"{v}"' for v in variants) + f" --out {out}` (each adapter trained by the "
               "`train_config.json` saved beside it; the study configs are in `datasets/vfx/configs/study/`).", ""]
     return "\n".join(lines)
@@ -207,7 +219,7 @@ def reading(rows: list[dict]) -> str:
     return (f"Best timing: **{best['label']}** (T-IoU {best['t_iou']:.3f}, E_f {best['frame_error_pct']:.1f}%, end bias "
             f"{best['end_bias']:+.2f} frames). Stillest after the end: **{still['label']}** "
             f"({still['after_end_motion']:.2f} grey levels; truth {rows[0]['after_end_motion']:.2f}). "
-            "On the eval's 44 clips, T-IoU differences of about 0.02 are within noise. "
+            f"On {rows[0]['clips']} clips, T-IoU differences of about 0.02 are within noise. "
             + floor_reading(made))
 
 
@@ -240,13 +252,15 @@ def main() -> None:
     ap.add_argument("--out", default="docs/benchmarks/vfx_adapter_study.md", help="markdown table (a PNG beside it)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--per-effect", type=int, default=4, help="held-out clips per effect (4: the eval's 44)")
+    ap.add_argument("--clips-seed", type=int, default=None,
+                    help="score the first clips of this training seed instead of the held-out ones (fit check)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     variants = [tuple(v.split("=", 1)) for v in args.variants]
-    rows = study(args.base, variants, args.per_effect)
+    rows = study(args.base, variants, args.per_effect, args.clips_seed)
     out = Path(args.out)
     picture = plot(rows, out.with_suffix(".png"))
-    text = render(rows, args.base, args.variants, picture.name, args.out)
+    text = render(rows, args.base, args.variants, picture.name, args.out, args.clips_seed)
     print(text)
     out.write_text(text)
 

@@ -42,13 +42,14 @@ def aligned_motion(clips, videos, anchor: str) -> np.ndarray:
 
 
 def conditioned_clips(pipe, per_effect: int, seed: int | None):
-    """The study's clips (held out, or of a training ``seed``) → (clips, conditioning, true latent z0)."""
+    """The study's clips (held out, or of a training ``seed``; at the base's size) → (clips,
+    conditioning, true latent z0)."""
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.data import training_item
     from studio.tasks.vfx.effects import EFFECT_NAMES
     from studio.tasks.vfx.objective import make_cond
 
-    clips = ev.held_out(per_effect, seed=seed)
+    clips = ev.held_out(per_effect, seed=seed, size=pipe.size)
     batch = torch.utils.data.default_collate([training_item(c, tuple(EFFECT_NAMES)) for c in clips])
     cond, z0 = make_cond(batch, pipe.text, "cpu")
     return clips, cond, z0
@@ -112,6 +113,13 @@ def change_over_two_frames(clips, videos) -> float:
     return drift_ratio([p for p in pairs if p is not None])
 
 
+def base_size(base: str) -> int:
+    """The frame size (px) a base was trained at, from its config.json."""
+    from studio.paths import model_path
+
+    return int(json.loads((model_path(base) / "config.json").read_text())["sample_size"])
+
+
 def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed: int | None = None) -> list[dict]:
     """Score each adapter; ``seed`` scores the first clips of that training seed instead of the
     held-out ones (an adapter trained on exactly those clips shows what it can fit)."""
@@ -120,7 +128,7 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.classifier import load_classifier
 
-    clips = ev.held_out(per_effect, seed=seed)
+    clips = ev.held_out(per_effect, seed=seed, size=base_size(base))
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
     runs = [(ev.REAL, None, [c.frames for c in clips])]
     runs += [(label, adapter, ev.generate(ev.Variant(label, (adapter,)), clips, steps=10, base=base))
@@ -176,8 +184,9 @@ def plot(rows: list[dict], path: Path) -> Path:
 def render(rows: list[dict], base: str, variants: list[str], picture: str, out: str, seed: int | None = None) -> str:
     which = ("held-out clips (the eval's" if seed is None
              else f"clips of training seed {seed} (the first ones: an adapter trained on exactly these shows what it can fit")
+    size = base_size(base)
     lines = ["# VFX adapter recipe study (`scripts/vfx_adapter_study.py`)", "",
-             f"Adapters on the base `{base}`, scored on {rows[0]['clips']} {which}, 10 DDIM steps, "
+             f"Adapters on the base `{base}`, scored on {rows[0]['clips']} {which}, {size}×{size} px, 10 DDIM steps, "
              "no guidance). *start / end bias*: signed frames between the detected and the true start / end (detected "
              "clips); *after end*: mean motion inside the object from the true end on (grey levels; the truth has none); "
              "*odd/even*: motion on odd over even frame transitions (a temporal patch of 2 shows as > 1); "

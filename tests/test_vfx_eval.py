@@ -49,3 +49,16 @@ def test_drift_ratio_tells_a_drift_from_flicker():
     assert abs(drift_ratio([change_after(flicker, region, 4)]) - 1.0) < 0.1  # independent errors: the same
     assert np.isnan(drift_ratio([change_after(still, region, 4)]))  # the truth: nothing changes
     assert change_after(ramp, region, 10) is None and np.isnan(drift_ratio([]))
+
+
+def test_held_out_can_give_a_training_seed_or_another_size():
+    from studio.tasks.vfx.data import ClipDataset
+    from studio.tasks.vfx.effects import EFFECT_NAMES
+
+    train = ClipDataset(tuple(EFFECT_NAMES), len(EFFECT_NAMES), seed=1)
+    same = held_out(1, seed=1)
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(train.clips, same))  # the fit check's clips
+    small, eval_clips = held_out(1, size=16), held_out(1)
+    assert small[0].frames.shape[1:3] == (16, 16) and eval_clips[0].frames.shape[1:3] == (32, 32)
+    assert [(c.effect, c.start, c.end) for c in small] == [(c.effect, c.start, c.end) for c in eval_clips]
+    assert not np.array_equal(eval_clips[0].frames, same[0].frames)

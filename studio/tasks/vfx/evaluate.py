@@ -58,10 +58,12 @@ PER_EFFECT = ("explode", "spin")
 REAL = "real procedural clips (upper bound)"  # the reference row: the true clips through the same scoring
 
 
-def held_out(per_effect: int, effects: tuple[str, ...] = EFFECT_NAMES, seed: int | None = None) -> list[Clip]:
-    """The eval's clips; a ``seed`` gives the first clips of the training set of that seed instead."""
+def held_out(per_effect: int, effects: tuple[str, ...] = EFFECT_NAMES, seed: int | None = None,
+             size: int = ClipConfig.size) -> list[Clip]:
+    """The eval's clips; a ``seed`` gives the first clips of the training set of that seed instead,
+    a ``size`` the same scenes and times at another resolution (for a base trained at that size)."""
     seed = HELD_OUT_SEED if seed is None else seed
-    return [clip_for(i, seed, effects, ClipConfig()) for i in range(per_effect * len(effects))]
+    return [clip_for(i, seed, effects, ClipConfig(size=size)) for i in range(per_effect * len(effects))]
 
 
 def available(variant: Variant) -> bool:

@@ -55,17 +55,14 @@ def conditioned_clips(pipe, per_effect: int, seed: int | None):
     return clips, cond, z0
 
 
-def time_sensitivity(base: str, adapter: str, per_effect: int = 2, t: int = 999,
-                     seed: int | None = None) -> tuple[float, float]:
+def time_sensitivity(pipe, per_effect: int = 2, t: int = 999, seed: int | None = None) -> tuple[float, float]:
     """How much the prediction ẑ0 at noise level ``t`` moves when only the start (0.25 → 1.0 s, end
     1.5 s) or only the end (0.75 → 1.875 s, start 0.25 s) moves, over the mean |ẑ0| — same clips and
     noise (``per_effect`` clips of each effect). An end sensitivity near 0 means the model does not
     read the end at all."""
     from studio.diffusion import add_noise, mixed_noise, scheduler_from_spec
     from studio.tasks.vfx.objective import NOISE
-    from studio.tasks.vfx.pipeline import VfxPipeline
 
-    pipe = VfxPipeline.load(base, ((adapter, 1.0),))
     _, cond, z0 = conditioned_clips(pipe, per_effect, seed)
     tt = torch.full((len(z0),), t)
     noise = mixed_noise(z0.shape, pipe.model.noise_correlation, generator=torch.Generator().manual_seed(1))
@@ -81,8 +78,7 @@ def time_sensitivity(base: str, adapter: str, per_effect: int = 2, t: int = 999,
             (z(0.25, 1.875) - z(0.25, 0.75)).abs().mean().item() / scale)
 
 
-def denoised_truth_after_end(base: str, adapter: str, t: int = 100, per_effect: int = 2,
-                             seed: int | None = None) -> float:
+def denoised_truth_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> float:
     """Motion inside the object after the true end (grey levels) in ẑ0 predicted from the *true*
     clip noised to ``t`` — the stillness the adapter keeps when it is handed a still ending. The
     last DDIM steps of sampling work at this noise level, so a value near the generated clips'
@@ -90,12 +86,10 @@ def denoised_truth_after_end(base: str, adapter: str, t: int = 100, per_effect: 
     from studio.diffusion import add_noise, mixed_noise, scheduler_from_spec
     from studio.tasks.vfx.metrics import effect_region, motion_after
     from studio.tasks.vfx.objective import NOISE, decode, to_uint8
-    from studio.tasks.vfx.pipeline import VfxPipeline
 
-    pipe = VfxPipeline.load(base, ((adapter, 1.0),))
     clips, cond, z0 = conditioned_clips(pipe, per_effect, seed)
     tt = torch.full((len(z0),), t)
-    noise = mixed_noise(z0.shape, pipe.model.noise_correlation, dim=2, generator=torch.Generator().manual_seed(1))
+    noise = mixed_noise(z0.shape, pipe.model.noise_correlation, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         z = pipe.model(add_noise(scheduler_from_spec("ddpm", NOISE), z0, noise, tt), tt, cond).float()
     video = decode(z, cond["ref"])
@@ -127,6 +121,7 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
     from studio.paths import model_path
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.classifier import load_classifier
+    from studio.tasks.vfx.pipeline import VfxPipeline
 
     clips = ev.held_out(per_effect, seed=seed, size=base_size(base))
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
@@ -136,8 +131,10 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
     rows = []
     for label, adapter, videos in runs:
         meta = read_metadata(adapter) if adapter else {}
-        sens = time_sensitivity(base, adapter, seed=seed) if adapter else (float("nan"), float("nan"))
-        floor = denoised_truth_after_end(base, adapter, seed=seed) if adapter else 0.0
+        sens, floor = (float("nan"), float("nan")), 0.0
+        if adapter:
+            pipe = VfxPipeline.load(base, ((adapter, 1.0),))
+            sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, seed=seed)
         rows.append({"label": label, "adapter": adapter, **ev.score(clips, videos, classifier),
                      "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
                      "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
@@ -190,7 +187,7 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
              "no guidance). *start / end bias*: signed frames between the detected and the true start / end (detected "
              "clips); *after end*: mean motion inside the object from the true end on (grey levels; the truth has none); "
              "*odd/even*: motion on odd over even frame transitions (a temporal patch of 2 shows as > 1); "
-             "*reads start / end*: how much the prediction from pure noise (t = 999, 22 held-out clips) changes when "
+             "*reads start / end*: how much the prediction from pure noise (t = 999, the first 22 of these clips) changes when "
              "only the start moves 0.25 → 1.0 s, or only the end 0.75 → 1.875 s, over its mean size "
              "(`time_sensitivity`; ≈ 0 = that time is ignored); *2-frame / 1-frame*: after the end, the change over "
              "two frames over the change over one (≈ 2 = the effect drifts on, ≈ 1 = flicker that goes nowhere); "

@@ -154,17 +154,17 @@ class FramePhaseEmbed(nn.Module):
     def __init__(self, base: VideoDiT):
         super().__init__()
         self.patch = base.patch
-        self.pt = base.patch[0]
-        self.proj = ZeroInitProjection(2 * self.pt, base.config.hidden_size)
+        self.proj = ZeroInitProjection(2 * self.patch[0], base.config.hidden_size)
 
     def forward(self, start_s: torch.Tensor, end_s: torch.Tensor, fps: float, shape: tuple[int, ...]) -> torch.Tensor:
         """(B,), (B,) seconds, latent shape (B, C, T, H, W) → (B, N, D): per token, the started/ended
         flags of the frames it covers."""
         gt, gh, gw = (n // p for n, p in zip(shape[2:], self.patch))
-        f = torch.arange(gt * self.pt, device=start_s.device, dtype=torch.float32)[None]  # (1, T)
+        pt = self.patch[0]
+        f = torch.arange(gt * pt, device=start_s.device, dtype=torch.float32)[None]  # (1, T)
         started = (f >= (start_s.float()[:, None] * fps).round()).float()
         ended = (f >= (end_s.float()[:, None] * fps).round()).float()
-        flags = torch.stack([started, ended], -1).reshape(started.shape[0], gt, 2 * self.pt)
+        flags = torch.stack([started, ended], -1).reshape(started.shape[0], gt, 2 * pt)
         e = self.proj(flags.to(self.proj.weight.dtype))  # (B, gt, D)
         return e[:, :, None].expand(-1, -1, gh * gw, -1).reshape(e.shape[0], gt * gh * gw, -1)
 

@@ -104,7 +104,7 @@ def change_after(frames: np.ndarray, region: np.ndarray, end: int) -> tuple[floa
     x = as_float(frames)[end:]
     if len(x) < 3 or not region.any():
         return None
-    one = np.abs(np.diff(x, axis=0)).mean(-1)[:, region].mean()
+    one = motion_map(x)[:, region].mean()
     two = np.abs(x[2:] - x[:-2]).mean(-1)[:, region].mean()
     return float(one), float(two)
 

@@ -78,13 +78,11 @@ def time_sensitivity(pipe, per_effect: int = 2, t: int = 999, seed: int | None =
             (z(0.25, 1.875) - z(0.25, 0.75)).abs().mean().item() / scale)
 
 
-def denoised_truth_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> float:
-    """Motion inside the object after the true end (grey levels) in ẑ0 predicted from the *true*
-    clip noised to ``t`` — the stillness the adapter keeps when it is handed a still ending. The
-    last DDIM steps of sampling work at this noise level, so a value near the generated clips'
-    "after end" says the motion there is the model's reconstruction floor, not a late end."""
+def denoised_truth(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None):
+    """The study's clips and the model's reconstruction of each *true* clip: ẑ0 predicted from the
+    truth noised to ``t`` (frame-correlated noise like sampling, fixed seed), decoded to uint8 videos
+    with the reference as frame 0 → (clips, videos)."""
     from studio.diffusion import add_noise, mixed_noise, scheduler_from_spec
-    from studio.tasks.vfx.metrics import effect_region, motion_after
     from studio.tasks.vfx.objective import NOISE, decode, to_uint8
 
     clips, cond, z0 = conditioned_clips(pipe, per_effect, seed)
@@ -94,7 +92,17 @@ def denoised_truth_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int 
         z = pipe.model(add_noise(scheduler_from_spec("ddpm", NOISE), z0, noise, tt), tt, cond).float()
     video = decode(z, cond["ref"])
     video[:, :, 0] = cond["ref"]
-    videos = to_uint8(video).numpy()
+    return clips, to_uint8(video).numpy()
+
+
+def denoised_truth_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> float:
+    """Motion inside the object after the true end (grey levels) in the model's reconstruction of
+    the true clip from noise level ``t`` — the stillness the adapter keeps when it is handed a still
+    ending. The last DDIM steps of sampling work at this noise level, so a value near the generated
+    clips' "after end" says the motion there is the model's reconstruction floor, not a late end."""
+    from studio.tasks.vfx.metrics import effect_region, motion_after
+
+    clips, videos = denoised_truth(pipe, t, per_effect, seed)
     after = [motion_after(v, effect_region(c.mask), c.end) for c, v in zip(clips, videos)]
     return float(np.mean([a for a in after if a is not None]))
 

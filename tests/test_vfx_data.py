@@ -6,7 +6,7 @@ import pytest
 
 from studio.tasks.vfx.data import ClipConfig, OpenVfxFolder, clip_for, export_open_vfx, fit_square
 from studio.tasks.vfx.effects import EFFECT_NAMES, EFFECTS, MOTIONS
-from studio.tasks.vfx.metrics import (detect_interval, effect_region, frame_error, mask_precision, motion_after,
+from studio.tasks.vfx.metrics import (DetectorSpec, detect_interval, effect_region, frame_error, mask_precision, motion_after,
                                       odd_even_motion, odd_even_ratio, score_clip,
                                       temporal_iou)
 
@@ -75,6 +75,26 @@ def test_detector_ignores_flicker_below_the_noise_floor_and_finds_nothing_in_sti
     noisy_moving = np.clip(moving.frames.astype(int) + rng.integers(-3, 4, c.frames.shape), 0, 255).astype(np.uint8)
     found = detect_interval(noisy_moving, effect_region(moving.mask))
     assert found is not None and frame_error(found, (moving.start, moving.end)) <= 1.0
+
+
+def test_pixel_floor_reads_sampling_noise_as_still_and_keeps_real_motion():
+    # a generator leaves a few grey levels of noise in every pixel; after the true end that noise must
+    # not read as the effect going on, nor, summed over the frame, as motion outside the mask
+    rng = np.random.default_rng(1)
+    for i in range(len(EFFECT_NAMES)):
+        c = clip_for(i, 7, EFFECT_NAMES)
+        noisy = np.clip(c.frames.astype(int) + rng.integers(-1, 2, c.frames.shape), 0, 255).astype(np.uint8)
+        region = effect_region(c.mask)
+        assert detect_interval(noisy, region) == (c.start, c.end)
+        assert mask_precision(noisy, region)[0] > 0.97
+        raw = DetectorSpec(pixel_floor=0.0)
+        assert detect_interval(noisy, region, raw) != (c.start, c.end) or mask_precision(noisy, region, None, 0.0)[0] < 0.9
+    # a change above the floor is motion, however few pixels make it
+    frames = np.zeros((6, 8, 8, 3), np.uint8)
+    frames[3:, 0, 0] = 4
+    one = np.zeros((8, 8), bool)
+    one[0, 0] = True
+    assert detect_interval(frames, one) == (2, 3)
 
 
 def test_timing_diagnostics_on_procedural_clips_and_on_token_jumps():

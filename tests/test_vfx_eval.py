@@ -20,13 +20,16 @@ def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
     still = [np.repeat(c.frames[:1], len(c.frames), 0) for c in clips]
     r0 = score(clips, still, EffectClassifier().eval())
     assert r0["t_iou"] == 0.0 and r0["detected_share"] == 0.0
+    assert r["without_pixel_floor"]["t_iou"] == 1.0  # real motion reads the same without the noise floor
     result = {"t_iou": 1.0, "frame_error": 0.0, "frame_error_pct": 0.0, "seconds_error": 0.0, "mask_precision": 1.0,
               "leakage": 0.0, "effect_accuracy": 1.0, "clips": len(clips), "steps": 1, "quick": True, "seconds": 0,
+              "without_pixel_floor": {"t_iou": 0.5, "frame_error_pct": 20.0, "mask_precision": 0.7},
               "goals_met": {"t_iou": True, "frame_error_pct": True, "mask_precision": True, "effect_accuracy": True}}
     doc = tmp_path / "vfx.md"
     write_doc(doc, result, {"real": r, "still": r0}, {}, Path("sheet.png"))
     text = doc.read_text()
     assert "| real |" in text and "| still | 0.000 |" in text and "≥ 0.90" in text
+    assert "| T-IoU | 1.000 | ≥ 0.90 | yes | 0.84 | 0.500 |" in text  # the uncalibrated reading stays visible
     # the timing breakdown: true clips are neither early nor late and hold still after the end
     write_doc(doc, result, {REAL: r, MAIN.label: r0}, {}, Path("sheet.png"))
     timing = doc.read_text().split("### Where the frame error comes from")[1]

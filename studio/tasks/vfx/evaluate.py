@@ -94,9 +94,11 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
 
 def score(clips: list[Clip], videos: list[np.ndarray], classifier) -> dict[str, Any]:
     from studio.tasks.vfx.classifier import predict
-    from studio.tasks.vfx.metrics import score_clip
+    from studio.tasks.vfx.metrics import DetectorSpec, score_clip
 
     s = [score_clip(v, c.mask, c.others, c.start, c.end) for c, v in zip(clips, videos)]
+    # the same clips through the detector before its calibration (no pixel floor), reported beside the goals
+    raw = [score_clip(v, c.mask, c.others, c.start, c.end, DetectorSpec(pixel_floor=0.0)) for c, v in zip(clips, videos)]
     T = clips[0].frames.shape[0]
     ef = float(np.mean([x.frame_error for x in s]))
     pred = predict(classifier, torch.from_numpy(np.stack(videos)),
@@ -111,6 +113,9 @@ def score(clips: list[Clip], videos: list[np.ndarray], classifier) -> dict[str, 
             "effect_accuracy": float((pred == truth).mean()), "per_effect_accuracy": per_effect,
             "per_effect_t_iou": {e: float(np.mean([x.t_iou for x, c in zip(s, clips) if c.effect == e]))
                                  for e in per_effect},
+            "without_pixel_floor": {"t_iou": float(np.mean([x.t_iou for x in raw])),
+                                    "frame_error_pct": 100 * float(np.mean([x.frame_error for x in raw])) / T,
+                                    "mask_precision": float(np.mean([x.mask_precision for x in raw]))},
             "clips": len(clips)}
 
 
@@ -146,6 +151,7 @@ def run(quick: bool = False) -> dict:
     result = {k: round(main[k], 4) for k in ("t_iou", "frame_error_pct", "mask_precision", "effect_accuracy")}
     result.update({"frame_error": round(main["frame_error"], 3), "seconds_error": round(main["seconds_error"], 3),
                    "leakage": round(main["leakage"], 4), "clips": len(clips), "steps": steps, "quick": quick,
+                   "without_pixel_floor": {k: round(x, 4) for k, x in main["without_pixel_floor"].items()},
                    "goals_met": {k: met(k, main[k]) for k in GOALS}, "seconds": round(time.time() - t0, 1)})
     if not quick:
         annotate_cards({MAIN.adapters[0]: main, **{v.adapters[0]: rows[v.label] for v in ABLATION
@@ -221,23 +227,29 @@ def _fmt_row(label: str, r: dict) -> str:
 
 def write_doc(path: Path, result: dict, rows: dict, per_effect: dict, sheet: Path) -> None:
     from studio.paths import model_path
+    from studio.tasks.vfx.metrics import DetectorSpec
 
     layouts = model_path("vfx-base") / "layouts.json"
+    raw = result["without_pixel_floor"]
     lines = [
         "# VFX benchmark (`studio eval vfx`)", "",
         f"Held-out Open-VFX-mini clips: {result['clips']} ({result['clips'] // len(EFFECT_NAMES)} per effect × "
         f"{len(EFFECT_NAMES)} effects), 16 frames at 8 fps, 32×32; {result['steps']} DDIM steps; "
         f"{'quick run' if result['quick'] else 'full run'}, {result['seconds']} s on this machine.", "",
         "## Goals (shipped models: `models/vfx-base` + `adapters/vfx-mixed`)", "",
-        "| metric | measured | goal | met | paper (VFX Creator, 49 frames) |", "|---|---|---|---|---|",
-        f"| T-IoU | {result['t_iou']:.3f} | ≥ 0.90 | {_yes(result['goals_met']['t_iou'])} | 0.84 |",
+        f"Motion is measured with a per-pixel noise floor of {round(255 * DetectorSpec.pixel_floor):g} grey levels, calibrated on the model's own "
+        "reconstructions of the true clips and on real clips (`docs/benchmarks/vfx_detector.md`); the last column "
+        "scores the same generated clips without it, as before the calibration.", "",
+        "| metric | measured | goal | met | paper (VFX Creator, 49 frames) | without the pixel floor |",
+        "|---|---|---|---|---|---|",
+        f"| T-IoU | {result['t_iou']:.3f} | ≥ 0.90 | {_yes(result['goals_met']['t_iou'])} | 0.84 | {raw['t_iou']:.3f} |",
         f"| frame error E_f (% of clip) | {result['frame_error']:.2f} frames ({result['frame_error_pct']:.1f}%) | ≤ 5% | "
-        f"{_yes(result['goals_met']['frame_error_pct'])} | 4.72 frames (9.6%) |",
-        f"| seconds error E_s | {result['seconds_error']:.2f} s | – | – | 0.59 s |",
+        f"{_yes(result['goals_met']['frame_error_pct'])} | 4.72 frames (9.6%) | {raw['frame_error_pct']:.1f}% |",
+        f"| seconds error E_s | {result['seconds_error']:.2f} s | – | – | 0.59 s | – |",
         f"| mask precision (motion inside mask) | {result['mask_precision']:.3f} | ≥ 0.90 | "
-        f"{_yes(result['goals_met']['mask_precision'])} | – |",
-        f"| leakage on other objects | {result['leakage']:.3f} | – | – | – |",
-        f"| effect accuracy | {result['effect_accuracy']:.3f} | ≥ 0.85 | {_yes(result['goals_met']['effect_accuracy'])} | – |",
+        f"{_yes(result['goals_met']['mask_precision'])} | – | {raw['mask_precision']:.3f} |",
+        f"| leakage on other objects | {result['leakage']:.3f} | – | – | – | – |",
+        f"| effect accuracy | {result['effect_accuracy']:.3f} | ≥ 0.85 | {_yes(result['goals_met']['effect_accuracy'])} | – | – |",
         "", "## Ablation", "",
         "| variant | T-IoU | E_f frames (% clip) | E_s (s) | mask precision | leakage | effect acc. |",
         "|---|---|---|---|---|---|---|",

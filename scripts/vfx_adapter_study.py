@@ -78,21 +78,46 @@ def time_sensitivity(pipe, per_effect: int = 2, t: int = 999, seed: int | None =
             (z(0.25, 1.875) - z(0.25, 0.75)).abs().mean().item() / scale)
 
 
-def denoised_truth(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None):
-    """The study's clips and the model's reconstruction of each *true* clip: ẑ0 predicted from the
-    truth noised to ``t`` (frame-correlated noise like sampling, fixed seed), decoded to uint8 videos
-    with the reference as frame 0 → (clips, videos)."""
+def noised_truth(pipe, t: int, per_effect: int = 2, seed: int | None = None):
+    """The study's true clips noised to ``t`` (frame-correlated noise, as in sampling; fixed seed)
+    → (clips, conditioning, x_t, timesteps)."""
     from studio.diffusion import add_noise, mixed_noise, scheduler_from_spec
-    from studio.tasks.vfx.objective import NOISE, decode, to_uint8
+    from studio.tasks.vfx.objective import NOISE
 
     clips, cond, z0 = conditioned_clips(pipe, per_effect, seed)
     tt = torch.full((len(z0),), t)
     noise = mixed_noise(z0.shape, pipe.model.noise_correlation, generator=torch.Generator().manual_seed(1))
+    return clips, cond, add_noise(scheduler_from_spec("ddpm", NOISE), z0, noise, tt), tt
+
+
+def denoised_truth(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None):
+    """The study's clips and the model's reconstruction of each *true* clip: ẑ0 predicted from the
+    truth noised to ``t``, decoded to uint8 videos with the reference as frame 0 → (clips, videos)."""
+    from studio.tasks.vfx.objective import decode, to_uint8
+
+    clips, cond, xt, tt = noised_truth(pipe, t, per_effect, seed)
     with torch.no_grad():
-        z = pipe.model(add_noise(scheduler_from_spec("ddpm", NOISE), z0, noise, tt), tt, cond).float()
+        z = pipe.model(xt, tt, cond).float()
     video = decode(z, cond["ref"])
     video[:, :, 0] = cond["ref"]
     return clips, to_uint8(video).numpy()
+
+
+def skip_gate(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> tuple[float, float]:
+    """Mean skip gate inside the object before the true start and after the true end, on the true
+    clips noised to ``t`` (a gated base; NaN otherwise). An open gate (→ 1) passes the noisy input
+    into ẑ0 — and with it the part of the noise that differs from frame to frame."""
+    from studio.tasks.vfx.metrics import effect_region
+
+    clips, cond, xt, tt = noised_truth(pipe, t, per_effect, seed)
+    with torch.no_grad():
+        g = pipe.model.skip_gate(xt, tt, cond)
+    if g is None:
+        return float("nan"), float("nan")
+    g = g.numpy()
+    before = [g[i, 1:c.start][:, effect_region(c.mask)].mean() for i, c in enumerate(clips) if c.start > 1]
+    after = [g[i, c.end + 1:][:, effect_region(c.mask)].mean() for i, c in enumerate(clips) if c.end + 1 < len(g[i])]
+    return float(np.mean(before)), float(np.mean(after))
 
 
 def denoised_truth_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> float:
@@ -139,17 +164,19 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
     rows = []
     for label, adapter, videos in runs:
         meta = read_metadata(adapter) if adapter else {}
-        sens, floor = (float("nan"), float("nan")), 0.0
+        sens, floor, gate = (float("nan"), float("nan")), 0.0, (float("nan"), float("nan"))
         if adapter:
             pipe = VfxPipeline.load(base, ((adapter, 1.0),))
             sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, seed=seed)
+            gate = skip_gate(pipe, seed=seed)
         rows.append({"label": label, "adapter": adapter, **ev.score(clips, videos, classifier),
                      "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
                      "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
                      "after_end_loss_weight": meta.get("after_end_loss_weight", 0.0 if adapter else "–"),
                      "time_features": temporal_name(meta) if adapter else "–",
                      "start_sensitivity": sens[0], "end_sensitivity": sens[1],
-                     "denoised_truth_after_end": floor, "two_frame_change": change_over_two_frames(clips, videos),
+                     "denoised_truth_after_end": floor, "gate_before_start": gate[0], "gate_after_end": gate[1],
+                     "two_frame_change": change_over_two_frames(clips, videos),
                      "around_start": aligned_motion(clips, videos, "start").tolist(),
                      "around_end": aligned_motion(clips, videos, "end").tolist()})
         print(json.dumps({k: v for k, v in rows[-1].items() if not isinstance(v, (dict, list))}), flush=True)
@@ -189,8 +216,12 @@ def plot(rows: list[dict], path: Path) -> Path:
 def render(rows: list[dict], base: str, variants: list[str], picture: str, out: str, seed: int | None = None) -> str:
     which = ("held-out clips (the eval's" if seed is None
              else f"clips of training seed {seed} (the first ones: an adapter trained on exactly these shows what it can fit")
+    from studio.tasks.vfx.metrics import DetectorSpec
+
     size = base_size(base)
     lines = ["# VFX adapter recipe study (`scripts/vfx_adapter_study.py`)", "",
+             f"Motion detector: `studio eval vfx`'s, per-pixel noise floor {round(255 * DetectorSpec.pixel_floor):g} grey "
+             "levels (`vfx_detector.md`).", "",
              f"Adapters on the base `{base}`, scored on {rows[0]['clips']} {which}, {size}×{size} px, 10 DDIM steps, "
              "no guidance). *start / end bias*: signed frames between the detected and the true start / end (detected "
              "clips); *after end*: mean motion inside the object from the true end on (grey levels; the truth has none); "
@@ -200,17 +231,19 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
              "(`time_sensitivity`; ≈ 0 = that time is ignored); *2-frame / 1-frame*: after the end, the change over "
              "two frames over the change over one (≈ 2 = the effect drifts on, ≈ 1 = flicker that goes nowhere); "
              "*after end, truth denoised*: the same motion in ẑ0 predicted from the true clip noised to t = 100 "
-             "(22 clips) — what the adapter keeps still when it is handed the still ending.", "",
+             "(22 clips) — what the adapter keeps still when it is handed the still ending; *skip gate before / after*: "
+             "on those noised true clips, the gated base's per-pixel skip gate inside the object before the start and "
+             "after the end (1 = the noisy input, with its frame-to-frame noise, passes into ẑ0).", "",
              "| variant | time control | adapter steps | mask λ | after-end weight | motion μ | T-IoU | E_f (% clip) | "
-             "start bias | end bias | after end | 2-frame / 1-frame | after end, truth denoised | odd/even | reads start / end | "
-             "mask precision | effect acc. |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "start bias | end bias | after end | 2-frame / 1-frame | after end, truth denoised | skip gate before / after | "
+             "odd/even | reads start / end | mask precision | effect acc. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['label']} | {r['time_features']} | {r['steps']} | {r['mask_loss_weight']} | "
                      f"{r['after_end_loss_weight']} | {r['motion_loss_weight']} | "
                      f"{r['t_iou']:.3f} | {r['frame_error_pct']:.1f}% | {r['start_bias']:+.2f} | {r['end_bias']:+.2f} | "
                      f"{r['after_end_motion']:.2f} | {_num(r['two_frame_change'])} | {r['denoised_truth_after_end']:.2f} | "
-                     f"{r['token_jump']:.2f} | "
+                     f"{_num(r['gate_before_start'])} / {_num(r['gate_after_end'])} | {r['token_jump']:.2f} | "
                      f"{_num(r['start_sensitivity'])} / {_num(r['end_sensitivity'])} | {r['mask_precision']:.3f} | "
                      f"{r['effect_accuracy']:.3f} |")
     lines += ["", reading(rows), "", f"![motion around the true start and end]({picture})", "",

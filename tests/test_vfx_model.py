@@ -75,6 +75,12 @@ def test_gated_skip_shuts_out_the_noisy_input_where_the_gate_closes():
     s2 = model.sigma_data**2
     c_skip = ac.sqrt() * s2 / (ac * s2 + 1 - ac)
     torch.testing.assert_close(opened - closed, c_skip * (x - x2), atol=1e-4, rtol=1e-4)
+    # skip_gate reads that gate per pixel; only a gated base has one
+    with torch.no_grad():
+        dit.final_layer.linear.bias.view(-1, 4)[:, 3] = -1e4
+        assert model.skip_gate(x, t, cond).shape == (x.shape[0], *x.shape[2:])
+        assert model.skip_gate(x, t, cond).max() == 0.0
+    assert VfxModel(tiny(preconditioning="edm")).skip_gate(x, t, cond) is None
 
 
 def test_unknown_preconditioning_is_named():

@@ -90,11 +90,21 @@ class VfxModel(nn.Module):
         self.noise_correlation = float(dit.config.get("frame_noise_correlation", 0.0))
         self.register_buffer("alphas_cumprod", alphas_cumprod(), persistent=False)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
+    def network(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
+        """The raw network output F (with the gate channel last for a ``gated`` base)."""
         extra = {}
         if self.controls is not None:
             extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"), tuple(x.shape))
-        f = self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra).float()
+        return self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra).float()
+
+    def skip_gate(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor | None:
+        """The per-pixel skip gate (B, T, H, W) of a ``gated`` base (1 = the noisy input passes), else None."""
+        if self.preconditioning != "gated":
+            return None
+        return torch.sigmoid(self.network(x, t, cond)[:, -1] + GATE_BIAS)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
+        f = self.network(x, t, cond)
         if self.preconditioning == "x":
             return self.sigma_data * f
         ac = self.alphas_cumprod[t.long()].view(-1, 1, 1, 1, 1)  # (B, 1, 1, 1, 1)

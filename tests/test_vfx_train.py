@@ -115,3 +115,26 @@ def test_open_vfx_folder_too_short_for_training(tmp_path):
     folder = export_open_vfx([clip_for(0, 5, EFFECT_NAMES)], tmp_path / "openvfx")
     with pytest.raises(ValueError, match=r"annotations.json\[0\].*16 frames.*needs 24"):
         FolderClipDataset(folder, ClipConfig(frames=24))
+
+def test_train_base_exports_the_tuned_base_the_adapter_is_tied_to(tiny_base):
+    """``train_base``: every base weight trains with the controls; the tuned base is exported beside
+    the adapter, the adapter loads on it (hash check) and not on the base it was tuned from."""
+    from safetensors.torch import load_file
+
+    from studio.lora import AdapterBaseMismatch
+    from studio.tasks.vfx.pipeline import VfxPipeline
+
+    root = tiny_base[0]
+    text = LORA.format(root=root).replace("lora_run", "full_run").replace(f"{root}/fx", f"{root}/fx_full")
+    (root / "full.toml").write_text(text + "train_base = true\n")
+    record = main(root / "full.toml")
+    assert record["train_base"] is True
+    tuned = load_file(str(root / "fx_full" / "base" / "diffusion_pytorch_model.safetensors"))
+    start = load_file(str(root / "base" / "diffusion_pytorch_model.safetensors"))
+    assert tuned.keys() == start.keys()
+    assert any(not torch.equal(tuned[k], start[k]) for k in start)  # the base weights trained
+    assert json.loads((root / "fx_full" / "base" / "training.json").read_text())["kind"] == "vfx-base"
+    pipe = VfxPipeline.load(root / "fx_full" / "base", ((str(root / "fx_full"), 1.0),))
+    assert pipe.has_mask_branch
+    with pytest.raises(AdapterBaseMismatch):
+        VfxPipeline.load(root / "base", ((str(root / "fx_full"), 1.0),))

@@ -42,6 +42,7 @@ class Variant:
     use_time: bool = True
     effects: tuple[str, ...] = EFFECT_NAMES
     guidance: float = 1.0
+    frame_noise: float | None = None  # starting-noise correlation across frames (None: the base's ρ)
 
 
 MAIN = Variant("mixed LoRA + mask branch + timestamp tokens (shipped)", ("vfx-mixed",))
@@ -52,6 +53,7 @@ ABLATION = [
     Variant("spatial: no mask branch", ("vfx-abl-nomask",)),
     Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False),
     Variant("shipped adapter, prompt guidance 3", ("vfx-mixed",), guidance=3.0),
+    Variant("shipped adapter, starting noise shared across frames (ρ 0.99)", ("vfx-mixed",), frame_noise=0.99),
     Variant("base model only (no adapter)", (), use_mask=False, use_time=False),
 ]
 PER_EFFECT = ("explode", "spin")
@@ -88,7 +90,8 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
         reqs = [Request(c.reference, c.prompt, c.mask[0] if variant.use_mask else None,
                         c.start_s if variant.use_time else None, c.end_s if variant.use_time else None)
                 for c in clips[i : i + batch]]
-        out += list(pipe.generate(reqs, steps=steps, generator=g, guidance=variant.guidance))
+        out += list(pipe.generate(reqs, steps=steps, generator=g, guidance=variant.guidance,
+                                  frame_noise=variant.frame_noise))
     return out
 
 
@@ -155,7 +158,8 @@ def run(quick: bool = False) -> dict:
                    "goals_met": {k: met(k, main[k]) for k in GOALS}, "seconds": round(time.time() - t0, 1)})
     if not quick:
         annotate_cards({MAIN.adapters[0]: main, **{v.adapters[0]: rows[v.label] for v in ABLATION
-                                                   if v.adapters and v.use_mask and v.guidance == 1.0 and v.label in rows}},
+                                                   if v.adapters and v.use_mask and v.guidance == 1.0 and v.frame_noise is None
+                                                   and v.label in rows}},
                        {f"vfx-{e}": d["per-effect"] for e, d in per_effect_rows.items()}, len(clips))
     # a quick run never overwrites the full report
     doc = home() / "docs" / "benchmarks" / ("vfx_quick.md" if quick else "vfx.md")

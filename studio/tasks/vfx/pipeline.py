@@ -105,12 +105,18 @@ class VfxPipeline:
     @torch.no_grad()
     def generate(self, requests: list[Request], steps: int = 20, generator: torch.Generator | None = None,
                  sampler: str = "ddim", frames: int | None = None, guidance: float = 1.0,
-                 callback: Callable[[int, int, torch.Tensor], None] | None = None) -> np.ndarray:
+                 callback: Callable[[int, int, torch.Tensor], None] | None = None,
+                 frame_noise: float | None = None) -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
         request with the empty caption (reference, mask and times kept), as adapters trained with
         ``caption_dropout`` learn it.
+
+        ``frame_noise`` is the correlation across frames of the starting noise (None: the ρ the base
+        was trained with). A deterministic sampler turns each frame's own share of that noise into
+        that frame's own details, which the object keeps changing after its effect has ended; more
+        shared noise (as FreeNoise shares noise between frames at inference) keeps them alike.
         """
         from studio.diffusion import mixed_noise, sample, scheduler_from_spec
 
@@ -123,7 +129,8 @@ class VfxPipeline:
         autocast = torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
                                   enabled=self.dtype == torch.bfloat16)
         with autocast:
-            x_T = mixed_noise(shape, self.model.noise_correlation, dim=2, generator=generator)
+            rho = self.model.noise_correlation if frame_noise is None else frame_noise
+            x_T = mixed_noise(shape, rho, dim=2, generator=generator)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=guidance, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T)
         # 3. back to pixels: the reference plus the generated change

@@ -41,6 +41,10 @@ class VfxInputs(TaskInputs):
     guidance: float = Field(1.0, ge=1.0, le=15.0,
                             description="Prompt guidance scale (classifier-free; 1 = off, doubles the work).")
     sampler: Literal["ddim", "dpm++"] = Field("ddim", description="Sampler.")
+    frame_noise: float | None = Field(None, ge=0.0, lt=1.0,
+                                      description="Correlation of the starting noise across frames (unset = the ρ "
+                                      "the base was trained with); higher keeps the frames more alike "
+                                      "(docs/benchmarks/vfx_sampling_noise.md).")
     model: str = Field("vfx-base", description="Base model under models/.")
     adapters: list[str] = Field(default_factory=lambda: ["vfx-mixed"],
                                 description="Controllable LoRA adapters 'name[:weight]' under adapters/.")
@@ -114,7 +118,7 @@ class VfxTask(Task):
         # 2. generate (progress + cancel every denoising step)
         req = Request(ref, prompt, mask if inputs.mask or inputs.box or inputs.point else None, inputs.start, inputs.end)
         clip = pipeline.generate([req], steps=inputs.steps, generator=ctx.generator("cpu"), sampler=inputs.sampler,
-                                 frames=inputs.frames, guidance=inputs.guidance,
+                                 frames=inputs.frames, guidance=inputs.guidance, frame_noise=inputs.frame_noise,
                                  callback=lambda i, n, _x: ctx.step(i, n, f"denoising {i + 1}/{n}"))[0]
         # 3. measure what came out, 4. write the files
         data = measure(clip, mask, inputs.start, inputs.end)

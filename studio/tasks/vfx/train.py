@@ -55,6 +55,8 @@ class LoraSection(Section):
     caption_dropout: float = Field(0.0, ge=0, lt=1, description="Prompts → '' with this probability (for guidance).")
     motion_loss_weight: float = Field(0.0, ge=0, description="μ: weight of the frame-to-frame change error.")
     after_end_loss_weight: float = Field(0.0, ge=0, description="Extra weight on the object's frames after the end.")
+    train_base: bool = Field(False, description="Also train every base weight (full fine-tune with the controls); "
+                             "the tuned base is exported to <export_dir>/base, the adapter is tied to it.")
 
 
 class VfxTrainConfig(TrainConfig):
@@ -145,6 +147,26 @@ def keep_loss_curve(result, out: Path) -> None:
         shutil.copyfile(result.loss_curve, out / LOSS_CURVE)
 
 
+def round_base_to_bf16(dit) -> None:
+    """Round the base weights of a LoRA-injected network to bf16 in place (LoRA weights untouched)."""
+    from studio.lora.identity import base_state
+
+    with torch.no_grad():
+        for p in base_state(dit).values():
+            if p.is_floating_point():
+                p.copy_(p.to(torch.bfloat16).float())
+
+
+def export_tuned_base(dit, out: Path, record: dict) -> Path:
+    """The base weights of a LoRA-injected network (``train_base``) as a plain base folder."""
+    from studio.lora.identity import base_state
+    from studio.tasks.vfx.model import VideoDiT
+
+    plain = VideoDiT(**{k: v for k, v in dit.config.items() if not k.startswith("_")})
+    plain.load_state_dict(base_state(dit))
+    return export_base(plain, out, record)
+
+
 def export_base(dit, out: Path, record: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     dit.to(torch.bfloat16).save_pretrained(str(out), safe_serialization=True)
@@ -168,6 +190,9 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     add_lora(dit, lc.name, rank=lc.rank, alpha=lc.alpha, targets=lc.targets)
     spec = ControlSpec(TEMPORAL[lc.temporal], MaskBranchSpec(lc.mask_blocks) if lc.mask_blocks else None)
     controls = VfxControls(dit, spec)
+    if lc.train_base:
+        for name, p in dit.named_parameters():
+            p.requires_grad_(p.requires_grad or "lora_" not in name)
     t0 = time.time()
     dataset = build_dataset(cfg)
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=spec.mask is not None,
@@ -179,12 +204,17 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
               "dataset": dataset_id(cfg, len(dataset)), "controls": spec.to_dict(), "effects": list(dataset.names),
               "mask_loss_weight": lc.mask_loss_weight, "caption_dropout": lc.caption_dropout,
               "motion_loss_weight": lc.motion_loss_weight,
-              "after_end_loss_weight": lc.after_end_loss_weight, "loss_curve": LOSS_CURVE if result.loss_curve else None}
+              "after_end_loss_weight": lc.after_end_loss_weight, "train_base": lc.train_base,
+              "loss_curve": LOSS_CURVE if result.loss_curve else None}
     if cfg.export_dir is not None:
         from studio.tasks.vfx.pipeline import save_controllable_adapter
 
+        if lc.train_base:
+            round_base_to_bf16(dit)  # as the tuned base is saved, so the adapter's base hash matches it
         save_controllable_adapter(dit, controls, lc.name, Path(cfg.export_dir), record)
         keep_loss_curve(result, Path(cfg.export_dir))
+        if lc.train_base:  # after the adapter: saving an adapter replaces its whole folder
+            export_tuned_base(dit, Path(cfg.export_dir) / "base", {"kind": "vfx-base", "tuned_from": lc.base, **record})
     return record
 
 

@@ -1,6 +1,7 @@
 """Which controllable-adapter recipe times the effect best — adapters on one base, side by side.
 
-Each variant is an adapter trained on the same base; all are scored on the eval's 44 held-out
+Each variant is an adapter trained on the same base (or, for a ``train_base`` run, on the tuned base
+exported beside it, which it then runs on); all are scored on the eval's 44 held-out
 clips (``studio.tasks.vfx.evaluate``, 10 DDIM steps, no guidance) with the timing diagnosis
 (start/end bias, motion inside the object after the true end, odd/even transition motion), and the
 mean motion inside the object is drawn around the true start and the true end — where a model that
@@ -140,6 +141,13 @@ def change_over_two_frames(clips, videos) -> float:
     return drift_ratio([p for p in pairs if p is not None])
 
 
+def base_of(adapter: str, base: str) -> str:
+    """The base an adapter runs on: the tuned base a ``train_base`` run exported beside it
+    (``<adapter>/base``), else the study's base."""
+    own = Path(adapter) / "base"
+    return str(own) if (own / "config.json").is_file() else base
+
+
 def base_size(base: str) -> int:
     """The frame size (px) a base was trained at, from its config.json."""
     from studio.paths import model_path
@@ -159,14 +167,14 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
     clips = ev.held_out(per_effect, seed=seed, size=base_size(base))
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
     runs = [(ev.REAL, None, [c.frames for c in clips])]
-    runs += [(label, adapter, ev.generate(ev.Variant(label, (adapter,)), clips, steps=10, base=base))
+    runs += [(label, adapter, ev.generate(ev.Variant(label, (adapter,)), clips, steps=10, base=base_of(adapter, base)))
              for label, adapter in variants]
     rows = []
     for label, adapter, videos in runs:
         meta = read_metadata(adapter) if adapter else {}
         sens, floor, gate = (float("nan"), float("nan")), 0.0, (float("nan"), float("nan"))
         if adapter:
-            pipe = VfxPipeline.load(base, ((adapter, 1.0),))
+            pipe = VfxPipeline.load(base_of(adapter, base), ((adapter, 1.0),))
             sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, seed=seed)
             gate = skip_gate(pipe, seed=seed)
         rows.append({"label": label, "adapter": adapter, **ev.score(clips, videos, classifier),
@@ -222,7 +230,8 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
     lines = ["# VFX adapter recipe study (`scripts/vfx_adapter_study.py`)", "",
              f"Motion detector: `studio eval vfx`'s, per-pixel noise floor {round(255 * DetectorSpec.pixel_floor):g} grey "
              "levels (`vfx_detector.md`).", "",
-             f"Adapters on the base `{base}`, scored on {rows[0]['clips']} {which}, {size}×{size} px, 10 DDIM steps, "
+             f"Adapters on the base `{base}` (a `train_base` run on the tuned base saved beside it), scored on "
+             f"{rows[0]['clips']} {which}, {size}×{size} px, 10 DDIM steps, "
              "no guidance). *start / end bias*: signed frames between the detected and the true start / end (detected "
              "clips); *after end*: mean motion inside the object from the true end on (grey levels; the truth has none); "
              "*odd/even*: motion on odd over even frame transitions (a temporal patch of 2 shows as > 1); "

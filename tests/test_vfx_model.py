@@ -83,6 +83,25 @@ def test_gated_skip_shuts_out_the_noisy_input_where_the_gate_closes():
     assert VfxModel(tiny(preconditioning="edm")).skip_gate(x, t, cond) is None
 
 
+def test_gated_mean_can_shut_out_each_frames_own_noise_and_keep_the_shared():
+    """Both gates open: the EDM skip. The per-frame gate shut: the skip is the frames' mean of x_t, so
+    noise that differs between frames no longer reaches ẑ0 through it (only through F)."""
+    dit = tiny(preconditioning="gated_mean")
+    x, t, cond = inputs()
+    model = VfxModel(dit)
+    gates = dit.final_layer.linear.bias.view(-1, 5)  # per pixel: 3 colours, the mean gate, the own gate
+    with torch.no_grad():
+        gates[:, 3:] = 1e4
+        both = model(x, t, cond)
+        gates[:, 4] = -1e4
+        shared = model(x, t, cond)
+    ac = model.alphas_cumprod[t].view(-1, 1, 1, 1, 1)
+    s2 = model.sigma_data**2
+    c_skip = ac.sqrt() * s2 / (ac * s2 + 1 - ac)
+    torch.testing.assert_close(both - shared, c_skip * (x - x.mean(2, keepdim=True)), atol=1e-4, rtol=1e-4)
+    assert model.skip_gate(x, t, cond).min() == 0.0  # the gate on each frame's own part, as shut above
+
+
 def test_unknown_preconditioning_is_named():
     with pytest.raises(ValueError, match="preconditioning"):
         VideoDiT(preconditioning="v", **TINY)

@@ -48,7 +48,10 @@ LAYOUTS = {"full": FullSpaceTime(), "factorised": FactorisedSpaceTime()}
 # saved base is sampled the way it was trained). "edm": ẑ0 = c_skip·x_t + c_out·F (Karras et al.
 # 2022); "gated": the same, but a per-pixel gate the network outputs (an extra channel) scales the
 # skip; "x": ẑ0 = σ_d·F, the network predicts the clean latent itself (JiT, Li & He 2025).
-PRECONDITIONING = ("edm", "gated", "x")
+# "gated_mean": two gates, one on the clip's frame mean of x_t and one on each frame's deviation from it, so
+# the network can keep the shared noise (the details all frames have in common) and shut out each frame's own.
+PRECONDITIONING = ("edm", "gated", "x", "gated_mean")
+GATE_CHANNELS = {"edm": 0, "gated": 1, "x": 0, "gated_mean": 2}
 # ``frame_noise_correlation`` ρ: the diffusion noise the model is trained and sampled with is
 # correlated ρ across frames (PYoCo's mixed noise prior, ``studio.diffusion.mixed_noise``); also
 # read by the objective and the pipeline, and stored here so a saved base carries it.
@@ -91,7 +94,7 @@ class VideoDiT(ModelMixin, ConfigMixin):
         self.pooled_embedder = nn.Sequential(nn.Linear(context_dim, hidden_size), nn.SiLU(),
                                              nn.Linear(hidden_size, hidden_size))
         self.blocks = nn.ModuleList(self._block(i) for i in range(depth))
-        self.out_channels = in_channels + (preconditioning == "gated")  # + the skip gate
+        self.out_channels = in_channels + GATE_CHANNELS[preconditioning]  # + the skip gate(s)
         self.final_layer = FinalLayer(hidden_size, self.patch[0] * self.patch[1] * self.patch[2], self.out_channels)
         self._init_weights()
 

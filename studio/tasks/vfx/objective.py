@@ -74,6 +74,11 @@ class VfxModel(nn.Module):
       pixels flickered in every generated clip (``docs/benchmarks/vfx_loss.md``).
     * ``gated`` — the same with a per-pixel gate g = sigmoid(a + 4) from an extra output channel
       scaling the skip: where the network knows nothing moves it can shut the noise out.
+    * ``gated_mean`` — the skip input split along time: ẑ0 = c_skip·(g_m·x̄_t + g_f·(x_t − x̄_t)) + c_out·F,
+      x̄_t the clip's frame mean of x_t, g_m and g_f per-pixel gates from two extra channels. A ``gated``
+      base keeps its one gate open inside an object whose effect has ended (0.85 vs 0.03 before the
+      start, ``docs/benchmarks/vfx_adapter_study.md``) and so passes each frame's own noise into that
+      frame; here it can keep the details the frames share (g_m) and shut out what differs (g_f).
     * ``x`` — ẑ0 = σ_d·F: the network predicts the clean latent, which lies on a low-dimensional
       manifold a large patch can represent, while noise cannot (JiT, Li & He 2025).
 
@@ -91,15 +96,16 @@ class VfxModel(nn.Module):
         self.register_buffer("alphas_cumprod", alphas_cumprod(), persistent=False)
 
     def network(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
-        """The raw network output F (with the gate channel last for a ``gated`` base)."""
+        """The raw network output F (with the gate channel(s) last for a gated base)."""
         extra = {}
         if self.controls is not None:
             extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"), tuple(x.shape))
         return self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra).float()
 
     def skip_gate(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor | None:
-        """The per-pixel skip gate (B, T, H, W) of a ``gated`` base (1 = the noisy input passes), else None."""
-        if self.preconditioning != "gated":
+        """The per-pixel skip gate (B, T, H, W) on each frame's own noisy input (1 = it passes) of a
+        ``gated`` base (its one gate) or a ``gated_mean`` one (the gate on the frame's deviation), else None."""
+        if self.preconditioning not in ("gated", "gated_mean"):
             return None
         return torch.sigmoid(self.network(x, t, cond)[:, -1] + GATE_BIAS)
 
@@ -112,10 +118,16 @@ class VfxModel(nn.Module):
         denom = ac * s2 + (1 - ac)
         c_skip = ac.sqrt() * s2 / denom
         c_out = self.sigma_data * (1 - ac).sqrt() / denom.sqrt()
+        x = x.float()
         if self.preconditioning == "gated":
             c_skip = c_skip * torch.sigmoid(f[:, -1:] + GATE_BIAS)  # (B, 1, T, H, W): per pixel
             f = f[:, :-1]
-        return c_skip * x.float() + c_out * f
+        elif self.preconditioning == "gated_mean":
+            mean = x.mean(2, keepdim=True)  # (B, C, 1, H, W): the frames' shared part
+            g_mean, g_own = torch.sigmoid(f[:, -2:-1] + GATE_BIAS), torch.sigmoid(f[:, -1:] + GATE_BIAS)
+            x = g_mean * mean + g_own * (x - mean)
+            f = f[:, :-2]
+        return c_skip * x + c_out * f
 
 
 @dataclass

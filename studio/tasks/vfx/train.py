@@ -28,7 +28,7 @@ class ModelSection(Section):
     num_heads: int = Field(4, ge=1)
     patch_size: tuple[int, int, int] = (2, 4, 4)
     attention: Literal["full", "factorised"] = "full"
-    preconditioning: Literal["edm", "gated", "x"] = "edm"
+    preconditioning: Literal["edm", "gated", "x", "gated_mean"] = "edm"
     frame_noise_correlation: float = Field(0.0, ge=0, lt=1, description="ρ of the noise across frames (PYoCo).")
     caption_dropout: float = Field(0.0, ge=0, lt=1, description="Prompts → '' with this probability (for guidance).")
 
@@ -267,7 +267,8 @@ def compare_layouts(configs: dict[str, Path], step: int, out: Path, val_clips: i
 
 
 PRECOND_WORDS = {"edm": "EDM skip c_skip·x_t + c_out·F", "x": "the network predicts ẑ0 itself (JiT)",
-                 "gated": "EDM skip scaled per pixel by a gate the network outputs, so still pixels shut the noise out"}
+                 "gated": "EDM skip scaled per pixel by a gate the network outputs, so still pixels shut the noise out",
+                 "gated_mean": "EDM skip split into the frames' mean and each frame's deviation, each gated per pixel"}
 
 
 def write_base_card(model_dir: Path) -> Path:

@@ -10,7 +10,8 @@ ignores the end keeps moving.
     python scripts/vfx_adapter_study.py "frame loss=runs/vfx/ship_800" \\
         "frame + motion loss=runs/vfx/ship_motion_800" --out docs/benchmarks/vfx_adapter_study.md
 
-Variants are ``LABEL=ADAPTER_DIR``; the recipe (steps, loss weights) is read from the adapter's
+Variants are ``LABEL=ADAPTER_DIR`` or ``LABEL=ADAPTER_DIR@BASE`` (an adapter trained on another base,
+e.g. a wider one, compared on the same clips); the recipe (steps, loss weights) is read from the adapter's
 metadata, the config that trained it is saved beside it (``train_config.json``).
 """
 
@@ -141,11 +142,12 @@ def change_over_two_frames(clips, videos) -> float:
     return drift_ratio([p for p in pairs if p is not None])
 
 
-def base_of(adapter: str, base: str) -> str:
-    """The base an adapter runs on: the tuned base a ``train_base`` run exported beside it
-    (``<adapter>/base``), else the study's base."""
+def base_of(spec: str, base: str) -> tuple[str, str]:
+    """``ADAPTER`` or ``ADAPTER@BASE`` → (adapter, the base it runs on): the one named, else the tuned
+    base a ``train_base`` run exported beside it (``<adapter>/base``), else the study's base."""
+    adapter, _, named = spec.partition("@")
     own = Path(adapter) / "base"
-    return str(own) if (own / "config.json").is_file() else base
+    return adapter, named or (str(own) if (own / "config.json").is_file() else base)
 
 
 def base_size(base: str) -> int:
@@ -166,18 +168,19 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
 
     clips = ev.held_out(per_effect, seed=seed, size=base_size(base))
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
-    runs = [(ev.REAL, None, [c.frames for c in clips])]
-    runs += [(label, adapter, ev.generate(ev.Variant(label, (adapter,)), clips, steps=10, base=base_of(adapter, base)))
-             for label, adapter in variants]
+    runs = [(ev.REAL, None, [c.frames for c in clips], None)]
+    variants = [(label, *base_of(spec, base)) for label, spec in variants]  # (label, adapter, its base)
+    runs += [(label, adapter, ev.generate(ev.Variant(label, (adapter,)), clips, steps=10, base=on), on)
+             for label, adapter, on in variants]
     rows = []
-    for label, adapter, videos in runs:
+    for label, adapter, videos, on in runs:
         meta = read_metadata(adapter) if adapter else {}
         sens, floor, gate = (float("nan"), float("nan")), 0.0, (float("nan"), float("nan"))
         if adapter:
-            pipe = VfxPipeline.load(base_of(adapter, base), ((adapter, 1.0),))
+            pipe = VfxPipeline.load(on, ((adapter, 1.0),))
             sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, seed=seed)
             gate = skip_gate(pipe, seed=seed)
-        rows.append({"label": label, "adapter": adapter, **ev.score(clips, videos, classifier),
+        rows.append({"label": label, "adapter": adapter, "base": on, **ev.score(clips, videos, classifier),
                      "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
                      "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
                      "after_end_loss_weight": meta.get("after_end_loss_weight", 0.0 if adapter else "–"),
@@ -230,7 +233,8 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
     lines = ["# VFX adapter recipe study (`scripts/vfx_adapter_study.py`)", "",
              f"Motion detector: `studio eval vfx`'s, per-pixel noise floor {round(255 * DetectorSpec.pixel_floor):g} grey "
              "levels (`vfx_detector.md`).", "",
-             f"Adapters on the base `{base}` (a `train_base` run on the tuned base saved beside it), scored on "
+             f"Adapters on the base `{base}` (or the one named after `@` in the command below; a `train_base` run on "
+             "the tuned base saved beside it), scored on "
              f"{rows[0]['clips']} {which}, {size}×{size} px, 10 DDIM steps, "
              "no guidance). *start / end bias*: signed frames between the detected and the true start / end (detected "
              "clips); *after end*: mean motion inside the object from the true end on (grey levels; the truth has none); "
@@ -287,7 +291,20 @@ def floor_reading(made: list[dict]) -> str:
     return (f"After the end the generated object changes by {min(gen):.1f}–{max(gen):.1f} grey levels per frame, "
             f"with a 2-frame / 1-frame change of {min(ratio):.2f}–{max(ratio):.2f} (2 = drifting on, 1 = flicker); "
             f"handed the true, still ending at t = 100 the adapters still put {min(floor):.1f}–{max(floor):.1f} "
-            "grey levels of motion there." + phase_reading(made))
+            "grey levels of motion there." + gate_reading(made) + phase_reading(made))
+
+
+def gate_reading(made: list[dict]) -> str:
+    """Where the gated bases let each frame's own noisy input through, computed from the rows."""
+    gated = [r for r in made if r["gate_after_end"] == r["gate_after_end"]]
+    if not gated:
+        return ""
+    before = [r["gate_before_start"] for r in gated]
+    after = [r["gate_after_end"] for r in gated]
+    return (f" Inside the object the skip gate on each frame's own input is {min(before):.2f}–{max(before):.2f} before "
+            f"the start and {min(after):.2f}–{max(after):.2f} after the end"
+            + (": every gated model lets the frames' own noise through exactly where the effect should have stopped."
+               if min(after) > 0.5 else "."))
 
 
 def phase_reading(made: list[dict]) -> str:
@@ -303,7 +320,7 @@ def phase_reading(made: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("variants", nargs="+", metavar="LABEL=ADAPTER")
+    ap.add_argument("variants", nargs="+", metavar="LABEL=ADAPTER[@BASE]")
     ap.add_argument("--base", default="vfx-base", help="a name under models/ or a base folder")
     ap.add_argument("--out", default="docs/benchmarks/vfx_adapter_study.md", help="markdown table (a PNG beside it)")
     ap.add_argument("--threads", type=int, default=2)

@@ -271,14 +271,14 @@ PRECOND_WORDS = {"edm": "EDM skip c_skip·x_t + c_out·F", "x": "the network pre
                  "gated_mean": "EDM skip split into the frames' mean and each frame's deviation, each gated per pixel"}
 
 
-def write_base_card(model_dir: Path) -> Path:
+def write_base_card(model_dir: Path, recipe: str = "base.toml") -> Path:
     """MODEL_CARD.md from what is recorded beside the weights (training record, layout comparison,
     classifier validation) — no number in it is typed by hand."""
     model_dir = Path(model_dir)
     rec = json.loads((model_dir / "training.json").read_text())
     cfg = json.loads((model_dir / "config.json").read_text())
     tc = json.loads((model_dir / "train_config.json").read_text())
-    lines = ["# vfx-base — small video DiT for image animation (VFX Creator base)", "",
+    lines = [f"# {model_dir.name} — small video DiT for image animation (VFX Creator base)", "",
              "- architecture: video DiT from `studio.core` blocks (adaLN-Zero, text cross-attention), "
              f"{cfg['attention']} space-time attention, patch {tuple(cfg['patch_size'])}, hidden {cfg['hidden_size']}, "
              f"depth {cfg['depth']}, heads {cfg['num_heads']}, {rec['parameters']:,} parameters, bf16 safetensors",
@@ -302,7 +302,8 @@ def write_base_card(model_dir: Path) -> Path:
         lay = json.loads(layouts.read_text())
         lines.append("- attention layout, measured (held-out denoising loss, same size/data/steps): "
                      + ", ".join(f"{k} {lay[k]['held_out_loss']:.4f}" for k in ("full", "factorised"))
-                     + f" after {lay['full']['steps']} steps (predicting 'nothing moves': "
+                     + f" after {lay['full']['steps']} steps at hidden {lay['full']['hidden']}, depth {lay['full']['depth']} "
+                     "(predicting 'nothing moves': "
                      f"{lay['zero_prediction_loss']:.4f}) → shipped: {lay['better']}")
     clf = model_dir / "effect_classifier.json"
     if clf.is_file():
@@ -311,7 +312,7 @@ def write_base_card(model_dir: Path) -> Path:
                      f"validation accuracy on held-out real procedural clips {c['val_accuracy']:.3f} "
                      f"({c['val_clips']} clips, {c['steps']} steps)")
     lines += ["", "Use with the controllable adapters in `adapters/vfx-*` (see `docs/benchmarks/vfx.md` for the "
-              "measured controls). Recipe: `scripts/train_vfx.py --config datasets/vfx/configs/base.toml`; the "
+              f"measured controls). Recipe: `scripts/train_vfx.py --config datasets/vfx/configs/{recipe}`; the "
               "layout was chosen by `--compare` (configs `base_full.toml` / `base_factorised.toml`), the "
               "preconditioning and noise by `scripts/vfx_design_study.py` (`docs/benchmarks/vfx_design.md`).", ""]
     out = model_dir / "MODEL_CARD.md"

@@ -12,7 +12,8 @@ on two sets whose right answer is known:
 
 Rule: the smallest floor (grey levels) at which every real clip is recovered exactly and the
 reconstructions from t = 20 and t = 50 meet the issue's goals for generated clips (T-IoU ≥ 0.9,
-mask precision ≥ 0.9): the truth, as the model reproduces it, must pass. The table also shows t = 100. The chosen floor is compared with the detector's default
+mask precision ≥ 0.9): the truth, as the model reproduces it, must pass. The table also shows
+t = 100. The chosen floor is compared with the detector's default
 (``metrics.DetectorSpec.pixel_floor``), which ``studio eval vfx`` uses.
 
     python scripts/vfx_detector_calibration.py --out docs/benchmarks/vfx_detector.md
@@ -45,14 +46,14 @@ def score_set(clips, videos, floor: float) -> dict[str, float]:
             "mask_precision": float(np.mean([x.mask_precision for x in s]))}
 
 
-def calibrate(adapter: str, per_effect_real: int, per_effect_rec: int) -> tuple[list[dict], int | None]:
+def calibrate(base: str, adapter: str, per_effect_real: int, per_effect_rec: int) -> tuple[list[dict], int | None]:
     from vfx_adapter_study import denoised_truth
 
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.pipeline import VfxPipeline
 
     real = ev.held_out(per_effect_real)
-    pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),))
+    pipe = VfxPipeline.load(base, ((adapter, 1.0),))
     recs = {t: denoised_truth(pipe, t, per_effect_rec) for t in NOISE_LEVELS}
     rows = []
     for f in FLOORS:
@@ -64,7 +65,8 @@ def calibrate(adapter: str, per_effect_real: int, per_effect_rec: int) -> tuple[
     return rows, (min(ok) if ok else None)
 
 
-def render(rows: list[dict], chosen: int | None, adapter: str, n_real: int, n_rec: int, seconds: float) -> str:
+def render(rows: list[dict], chosen: int | None, base: str, adapter: str, n_real: int, n_rec: int,
+           seconds: float) -> str:
     from studio.tasks.vfx.metrics import DetectorSpec
 
     default = round(DetectorSpec.pixel_floor * 255, 3)
@@ -74,7 +76,7 @@ def render(rows: list[dict], chosen: int | None, adapter: str, n_real: int, n_re
     lines = ["# VFX motion detector: the per-pixel noise floor (`scripts/vfx_detector_calibration.py`)", "",
              f"Real clips: {n_real} procedural clips of the eval's held-out seed. Reconstructions: the eval's {n_rec} "
              f"clips, each *true* clip noised to t (frame-correlated noise, as in sampling) and predicted back in one "
-             f"step by `models/vfx-base` + `{adapter}` — the right answer is the annotated interval and a mask "
+             f"step by `{base}` + `{adapter}` — the right answer is the annotated interval and a mask "
              "precision of 1. End bias: detected minus true end frame (+ = the effect reads as going on).", "",
              head, "|" + "---|" * (2 + len(NOISE_LEVELS))]
     for r in rows:
@@ -92,13 +94,15 @@ def render(rows: list[dict], chosen: int | None, adapter: str, n_real: int, n_re
               "per-pixel noise, not the effect. The floor leaves real motion alone (the real "
               "clips' column) and the timing diagnostics of `studio eval vfx` (motion after the end) stay on raw "
               "frame differences.", "",
-              f"{seconds:.0f} s on this machine. Reproduce: `python scripts/vfx_detector_calibration.py --out "
-              "docs/benchmarks/vfx_detector.md`.", ""]
+              f"{seconds:.0f} s on this machine. Reproduce: `python scripts/vfx_detector_calibration.py --base {base} "
+              f"--adapter {adapter} --out docs/benchmarks/vfx_detector.md` (the floor was first chosen on "
+              "`vfx-base-small` + `vfx-mixed-small`, the pair shipped then: the same rule gave the same floor).", ""]
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="vfx-base", help="the base (name under models/ or a folder)")
     ap.add_argument("--adapter", default="vfx-mixed", help="the adapter whose reconstructions calibrate the floor")
     ap.add_argument("--out", default="docs/benchmarks/vfx_detector.md")
     ap.add_argument("--threads", type=int, default=2)
@@ -107,11 +111,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    rows, chosen = calibrate(args.adapter, args.real_per_effect, args.per_effect)
+    rows, chosen = calibrate(args.base, args.adapter, args.real_per_effect, args.per_effect)
     from studio.tasks.vfx.effects import EFFECT_NAMES
 
     n = len(EFFECT_NAMES)
-    text = render(rows, chosen, args.adapter, args.real_per_effect * n, args.per_effect * n, time.time() - t0)
+    text = render(rows, chosen, args.base, args.adapter, args.real_per_effect * n, args.per_effect * n,
+                  time.time() - t0)
     print(text)
     Path(args.out).write_text(text)
 

@@ -9,13 +9,12 @@ region) of the same clip; the interval runs from the frame before the first acti
 the frame after the last. On procedural clips this recovers the annotation exactly (tested).
 
 The pixel floor is calibrated, not tuned on generated clips (``scripts/vfx_detector_calibration.py``
-→ ``docs/benchmarks/vfx_detector.md``): without it, the shipped model's own reconstruction of the
-*true* clip from a nearly clean input (t = 20 of 1000) read as "the effect never stops" (T-IoU
+→ ``docs/benchmarks/vfx_detector.md``): without it, the then-shipped model's (``vfx-base-small``) own
+reconstruction of the *true* clip from a nearly clean input (t = 20 of 1000) read as "the effect never stops" (T-IoU
 0.64) and as 20% of the motion outside the mask, because the 1–3 grey levels of sampling noise a
 diffusion model leaves in every pixel add up over a whole frame. The floor is the smallest at which
 those reconstructions meet the goals set for generated clips while every real clip is still
-recovered exactly. Mask
-precision uses the same floor; the timing diagnostics (motion after the end, drift, odd/even)
+recovered exactly. Mask precision uses the same floor; the timing diagnostics (motion after the end, drift, odd/even)
 stay on the raw frame differences, so they still show any change, however small.
 """
 

@@ -76,9 +76,10 @@ class VfxModel(nn.Module):
       scaling the skip: where the network knows nothing moves it can shut the noise out.
     * ``gated_mean`` — the skip input split along time: ẑ0 = c_skip·(g_m·x̄_t + g_f·(x_t − x̄_t)) + c_out·F,
       x̄_t the clip's frame mean of x_t, g_m and g_f per-pixel gates from two extra channels. A ``gated``
-      base keeps its one gate open inside an object whose effect has ended (0.85 vs 0.03 before the
-      start, ``docs/benchmarks/vfx_adapter_study.md``) and so passes each frame's own noise into that
-      frame; here it can keep the details the frames share (g_m) and shut out what differs (g_f).
+      base keeps its one gate open inside an object whose effect has ended (0.75–0.85 vs ≤ 0.03 before
+      the start, ``docs/benchmarks/vfx_adapter_bases.md``) and so passes each frame's own noise into that
+      frame; here it could keep the details the frames share (g_m) and shut out what differs (g_f).
+      Measured: it does not — g_f stays open after the end too (0.90), and the end is as late.
     * ``x`` — ẑ0 = σ_d·F: the network predicts the clean latent, which lies on a low-dimensional
       manifold a large patch can represent, while noise cannot (JiT, Li & He 2025).
 

@@ -207,18 +207,19 @@ def plot(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6 + 0.22 * len(rows)), sharey=True)
     ks = np.arange(-WINDOW, WINDOW)
     for ax, key, name in zip(axes, ("around_start", "around_end"), ("start", "end")):
         for r in rows:
             style = {"color": "black", "lw": 2.5} if r["adapter"] is None else {"lw": 1.5}
             ax.plot(ks, r[key], marker="o", ms=3, label=r["label"], **style)
         ax.axvline(-0.5, color="grey", ls="--", lw=1)
-        ax.set_xlabel(f"transition k from the true {name} (frame {name}+k → {name}+k+1)")
+        ax.set_xlabel(f"transition k: frame {name}+k → {name}+k+1")
         ax.set_title(f"motion inside the object around the {name}")
     axes[0].set_ylabel("mean |Δ| (grey levels)")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.043 * len(rows) + 0.03, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

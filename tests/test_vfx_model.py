@@ -84,8 +84,8 @@ def test_gated_skip_shuts_out_the_noisy_input_where_the_gate_closes():
 
 
 def test_gated_mean_can_shut_out_each_frames_own_noise_and_keep_the_shared():
-    """Both gates open: the EDM skip. The per-frame gate shut: the skip is the frames' mean of x_t, so
-    noise that differs between frames no longer reaches ẑ0 through it (only through F)."""
+    """Shutting the per-frame gate (mean gate open) removes exactly c_skip·(x_t − x̄_t) from ẑ0: noise
+    that differs between frames no longer reaches ẑ0 through the skip (only through F)."""
     dit = tiny(preconditioning="gated_mean")
     x, t, cond = inputs()
     model = VfxModel(dit)

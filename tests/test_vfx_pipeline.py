@@ -102,13 +102,14 @@ def test_frame_noise_sets_how_much_starting_noise_the_frames_share(library, monk
     monkeypatch.setenv("STUDIO_MODELS", str(library / "models"))
     monkeypatch.setenv("STUDIO_ADAPTERS", str(library / "adapters"))
     pipe = VfxPipeline.load("vfx-base", (("vfx-mixed", 1.0),))
+    pipe.model.noise_correlation = 0.5  # as if trained with ρ 0.5, so "unset" differs from ρ 0
     seen = []
     monkeypatch.setattr("studio.tasks.vfx.pipeline.eps_model_fn",
                         lambda model, scheduler: lambda x, t, cond: seen.append(x.clone()) or torch.zeros_like(x))
     req = Request(np.full((32, 32, 3), 90, np.uint8), "the grey object spins", None, 0.25, 1.0)
     run = lambda rho: pipe.generate([req], steps=1, generator=torch.Generator().manual_seed(0), frame_noise=rho)  # noqa: E731
-    run(None), run(pipe.model.noise_correlation), run(0.9999), run(0.0)
+    run(None), run(0.5), run(0.9999), run(0.0)
     trained, explicit, shared, own = seen
-    assert torch.equal(trained, explicit)
+    assert torch.equal(trained, explicit) and not torch.equal(trained, own)
     frame_spread = lambda x: (x - x.mean(2, keepdim=True)).std().item()  # noqa: E731
     assert frame_spread(shared) < 0.02 < frame_spread(own)

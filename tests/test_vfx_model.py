@@ -9,7 +9,7 @@ import torch
 
 from studio.lora import add_lora
 from studio.tasks.vfx.controls import (ActiveVectorSpec, ControlSpec, MaskBranchSpec,
-                                       TEMPORAL, TimestampTokensSpec, VfxControls)
+                                       TEMPORAL, TimestampTokensSpec, VfxControls, mix_frames)
 from studio.tasks.vfx.model import VideoDiT
 from studio.tasks.vfx.objective import VfxModel, decode, encode
 
@@ -102,6 +102,33 @@ def test_gated_mean_can_shut_out_each_frames_own_noise_and_keep_the_shared():
     assert model.skip_gate(x, t, cond).min() == 0.0  # the gate on each frame's own part, as shut above
 
 
+def test_skip_frame_mix_is_an_exact_identity_at_init_and_learns():
+    dit = tiny(preconditioning="gated")
+    x, t, cond = inputs()
+    controls = VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(2), skip_mix=True))
+    model = VfxModel(dit, controls)
+    with torch.no_grad():
+        plain = VfxModel(dit)(x, t, {k: v for k, v in cond.items() if k not in ("mask", "start_s", "end_s")})
+        assert torch.equal(model(x, t, cond), plain)
+    model(x, t, cond).pow(2).mean().backward()
+    assert controls.skip_mix.query_strength.linear.weight.grad.abs().sum() > 0  # the strength moves first
+    assert ControlSpec.from_dict(controls.spec.to_dict()) == controls.spec
+    assert ControlSpec.from_dict({"temporal": "tokens", "mask_blocks": 2}).skip_mix is False  # older adapters
+
+
+def test_mix_frames_can_make_the_frames_after_the_end_share_one_skip():
+    """Weights that average frames 5… among themselves (and keep frames 0–4 their own) at full
+    strength make those frames' skip inputs identical; strength 0 returns x exactly."""
+    x = torch.randn(2, 3, 8, 4, 4)
+    w = torch.eye(8)
+    w[5:, 5:] = 1 / 3
+    weights = w[None, :, :, None, None].expand(2, 8, 8, 4, 4)
+    mixed = mix_frames(x, weights, torch.ones(2, 8, 4, 4))
+    assert torch.equal(mixed[:, :, :5], x[:, :, :5])
+    torch.testing.assert_close(mixed[:, :, 5:], x[:, :, 5:].mean(2, keepdim=True).expand(-1, -1, 3, -1, -1))
+    assert torch.equal(mix_frames(x, weights, torch.zeros(2, 8, 4, 4)), x)
+
+
 def test_unknown_preconditioning_is_named():
     with pytest.raises(ValueError, match="preconditioning"):
         VideoDiT(preconditioning="v", **TINY)
@@ -186,10 +213,10 @@ def test_controllable_adapter_round_trip(tmp_path):
     dit.save_pretrained(str(tmp_path / "base"))
     base = load_base(tmp_path / "base")
     add_lora(base, "fx", rank=4)
-    controls = VfxControls(base, ControlSpec(ActiveVectorSpec(), MaskBranchSpec(1)))
+    controls = VfxControls(base, ControlSpec(ActiveVectorSpec(), MaskBranchSpec(1), skip_mix=True))
     with torch.no_grad():
         for n, p in list(base.named_parameters()) + list(controls.named_parameters()):
-            if "lora_B" in n or "mask_branch.out" in n or "active" in n:
+            if "lora_B" in n or "mask_branch.out" in n or "active" in n or "skip_mix" in n:
                 p.normal_(0, 0.1)
     x, t, cond = inputs()
     want = VfxModel(base, controls)(x, t, cond)

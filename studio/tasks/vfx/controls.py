@@ -11,6 +11,14 @@
   cosine ≥ 0.96 to each other, so the model cannot tell an end at frame 8 from one at frame 15
   (``docs/benchmarks/vfx_adapter_study.md``). ``periods_s`` adds Fourier features of t
   (sin/cos of 2πt/P) beside log t: ``LayerNorm(W·[log(t + t0), sin, cos …] + b)``, still zero-initialised.
+* ``SkipFrameMix`` — not the paper's (its CogVideoX has no skip): the skip of a ``gated`` base passes each
+  frame's own noisy input into that frame's prediction, so after an effect has ended every frame
+  keeps its own noise and the object keeps flickering (``docs/benchmarks/vfx_adapter_bases.md``).
+  This head lets the adapter replace each frame's skip input by an attention-weighted mix of the
+  frames at the same pixel, ``x_s + α_s·(Σ_τ softmax_τ(q_s·k_τ/√d)·x_τ − x_s)``, from the last block's
+  tokens (which have read the timestamp tokens), so frames that should agree can share their skip —
+  a temporal kernel-predicting denoiser (Mildenhall et al. 2018, burst denoising). α = tanh(a) and q
+  come from zero-initialised layers: at init α = 0, the exact identity.
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
   embedded by a zero-initialised linear map and added to the timestep embedding.
 
@@ -25,8 +33,8 @@ from typing import Union
 import torch
 from torch import nn
 
-from studio.core.blocks import EncoderBlock
-from studio.core.embeddings import PatchEmbed3d, sincos_3d
+from studio.core.blocks import EncoderBlock, FinalLayer
+from studio.core.embeddings import PatchEmbed3d, sincos_3d, unpatchify_3d
 from studio.lora.zero_init import ZeroInitProjection
 from studio.tasks.vfx.model import TEXT_DIM, VideoDiT
 
@@ -83,15 +91,17 @@ class MaskBranchSpec:
 class ControlSpec:
     temporal: TemporalSpec = TimestampTokensSpec()
     mask: MaskBranchSpec | None = MaskBranchSpec()
+    skip_mix: bool = False  # SkipFrameMix: the adapter may mix the skip input across frames
 
     def to_dict(self) -> dict:
         name = next(k for k, v in TEMPORAL.items() if v == self.temporal)
-        return {"temporal": name, "mask_blocks": self.mask.blocks if self.mask else 0}
+        return {"temporal": name, "mask_blocks": self.mask.blocks if self.mask else 0, "skip_mix": self.skip_mix}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ControlSpec":
         mb = int(d.get("mask_blocks", 0))
-        return cls(TEMPORAL[d.get("temporal", "tokens")], MaskBranchSpec(mb) if mb else None)
+        return cls(TEMPORAL[d.get("temporal", "tokens")], MaskBranchSpec(mb) if mb else None,
+                   bool(d.get("skip_mix", False)))
 
 
 class MaskBranch(nn.Module):
@@ -137,6 +147,33 @@ class TimestampTokens(nn.Module):
         return torch.stack([self.norm_start(self.start(ls.to(w.dtype))), self.norm_end(self.end(le.to(w.dtype)))], 1)
 
 
+class SkipFrameMix(nn.Module):
+    """Per pixel and frame: a query, a key (``dim`` each) and the mixing strength from the last block's tokens."""
+
+    def __init__(self, base: VideoDiT, dim: int = 8):
+        super().__init__()
+        hidden, self.patch, self.dim = base.config.hidden_size, base.patch, dim
+        elems = self.patch[0] * self.patch[1] * self.patch[2]
+        self.query_strength = FinalLayer(hidden, elems, dim + 1)  # zero-initialised: q = 0, a = 0
+        self.key = FinalLayer(hidden, elems, dim)
+        nn.init.xavier_uniform_(self.key.linear.weight)  # keys start distinct, so q gets a gradient
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens (B, N, D), conditioning (B, D), latent shape (B, C, T, H, W) → the mixing weights
+        (B, T_out, T_in, H, W) (each row sums to 1) and the strength α (B, T, H, W) in (−1, 1)."""
+        grid = tuple(n // p for n, p in zip(shape[2:], self.patch))
+        qa = unpatchify_3d(self.query_strength(h, c), self.patch, grid, self.dim + 1).float()
+        k = unpatchify_3d(self.key(h, c), self.patch, grid, self.dim).float()  # (B, d, T, H, W)
+        logits = torch.einsum("bdsyx,bdtyx->bstyx", qa[:, : self.dim], k) / self.dim**0.5
+        return logits.softmax(2), torch.tanh(qa[:, self.dim])
+
+
+def mix_frames(x: torch.Tensor, weights: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """x (B, C, T, H, W) → x_s + α_s·(Σ_τ w_sτ·x_τ − x_s), per pixel; α = 0 returns x exactly."""
+    mixed = torch.einsum("bstyx,bctyx->bcsyx", weights, x)
+    return x + strength[:, None] * (mixed - x)
+
+
 class ActiveFrameEmbed(nn.Module):
     def __init__(self, frames: int, hidden: int):
         super().__init__()
@@ -170,7 +207,8 @@ class FramePhaseEmbed(nn.Module):
 
 
 class VfxControls(nn.Module):
-    """The non-LoRA part of a controllable adapter: mask branch + temporal control."""
+    """The non-LoRA part of a controllable adapter: mask branch + temporal control (+ the skip's frame mix,
+    which ``VfxModel`` applies after the network; ``forward`` gives the network's inputs only)."""
 
     def __init__(self, base: VideoDiT, spec: ControlSpec, fps: float = 8.0):
         super().__init__()
@@ -181,6 +219,7 @@ class VfxControls(nn.Module):
         self.active = (ActiveFrameEmbed(base.config.sample_frames, base.config.hidden_size)
                        if isinstance(spec.temporal, ActiveVectorSpec) else None)
         self.phase = FramePhaseEmbed(base) if isinstance(spec.temporal, FramePhaseSpec) else None
+        self.skip_mix = SkipFrameMix(base) if spec.skip_mix else None
 
     def forward(self, mask: torch.Tensor | None, start_s: torch.Tensor | None,
                 end_s: torch.Tensor | None, shape: tuple[int, ...] | None = None) -> dict:

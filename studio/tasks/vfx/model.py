@@ -12,8 +12,9 @@ block; ``FactorisedSpaceTime`` alternates spatial blocks (within a frame, with t
 and temporal blocks (along time at one position). Same depth, nearly the same parameter count.
 
 Extension points used by the controls (``controls.py``): ``block_residuals`` (a tensor added to the
-hidden states before each of the first blocks — the mask branch) and ``cond_extra`` (added to the
-conditioning vector — the rejected per-frame "effect active" alternative).
+hidden states before each of the first blocks — the mask branch), ``cond_extra`` (added to the
+conditioning vector — the rejected per-frame "effect active" alternative) and ``return_hidden``
+(the last block's tokens, read by the skip's frame mixing).
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ class VideoDiT(ModelMixin, ConfigMixin):
         time_tokens: torch.Tensor | None = None,  # (B, 2, 384) or None = the reserved zeros
         block_residuals: list[torch.Tensor] | None = None,  # each (B, N, D), added before block i
         cond_extra: torch.Tensor | None = None,  # (B, D) added to the conditioning vector
-    ) -> torch.Tensor:
+        return_hidden: bool = False,  # also return the last block's tokens (B, N, D) and the conditioning (B, D)
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, C, T, H, W = x.shape
         inp = torch.cat([x, ref[:, :, None].expand(-1, -1, T, -1, -1)], dim=1)  # (B, 2C, T, H, W)
         grid = self.grid(inp)
@@ -148,8 +150,8 @@ class VideoDiT(ModelMixin, ConfigMixin):
             if block_residuals is not None and i < len(block_residuals):
                 h = h + block_residuals[i]
             h = self._run_block(i, block, h, c, grid, context, context_mask)
-        out = self.final_layer(h, c)  # (B, N, pt·ph·pw·C_out)
-        return unpatchify_3d(out, self.patch, grid, self.out_channels)  # (B, C_out, T, H, W)
+        out = unpatchify_3d(self.final_layer(h, c), self.patch, grid, self.out_channels)  # (B, C_out, T, H, W)
+        return (out, h, c) if return_hidden else out
 
     def _run_block(self, i, block, h, c, grid, context, context_mask) -> torch.Tensor:
         if isinstance(self.layout, FullSpaceTime):

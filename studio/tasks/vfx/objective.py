@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from studio.diffusion import NoiseSpec, add_noise, mixed_noise
-from studio.tasks.vfx.controls import VfxControls
+from studio.tasks.vfx.controls import VfxControls, mix_frames
 from studio.tasks.vfx.model import VideoDiT
 
 NOISE = NoiseSpec(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
@@ -80,6 +80,9 @@ class VfxModel(nn.Module):
       the start, ``docs/benchmarks/vfx_adapter_bases.md``) and so passes each frame's own noise into that
       frame; here it could keep the details the frames share (g_m) and shut out what differs (g_f).
       Measured: it does not — g_f stays open after the end too (0.90), and the end is as late.
+    An adapter with ``skip_mix`` (``controls.SkipFrameMix``) replaces the skip input x_t by its own mix of
+    the frames at each pixel before any of these (not for ``x``, which has no skip).
+
     * ``x`` — ẑ0 = σ_d·F: the network predicts the clean latent, which lies on a low-dimensional
       manifold a large patch can represent, while noise cannot (JiT, Li & He 2025).
 
@@ -98,10 +101,20 @@ class VfxModel(nn.Module):
 
     def network(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
         """The raw network output F (with the gate channel(s) last for a gated base)."""
-        extra = {}
+        return self._run(x, t, cond)[0]
+
+    def _run(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> tuple[torch.Tensor, tuple | None]:
+        """F, and the skip's frame mix (weights, strength) when the adapter has one (else None)."""
+        extra, mixer = {}, None
         if self.controls is not None:
             extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"), tuple(x.shape))
-        return self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"], **extra).float()
+            mixer = self.controls.skip_mix
+        out = self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"],
+                       return_hidden=mixer is not None, **extra)
+        if mixer is None:
+            return out.float(), None
+        f, h, c = out
+        return f.float(), mixer(h, c, tuple(x.shape))
 
     def skip_gate(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor | None:
         """The per-pixel skip gate (B, T, H, W) on each frame's own noisy input (1 = it passes) of a
@@ -111,7 +124,7 @@ class VfxModel(nn.Module):
         return torch.sigmoid(self.network(x, t, cond)[:, -1] + GATE_BIAS)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
-        f = self.network(x, t, cond)
+        f, mix = self._run(x, t, cond)
         if self.preconditioning == "x":
             return self.sigma_data * f
         ac = self.alphas_cumprod[t.long()].view(-1, 1, 1, 1, 1)  # (B, 1, 1, 1, 1)
@@ -119,7 +132,7 @@ class VfxModel(nn.Module):
         denom = ac * s2 + (1 - ac)
         c_skip = ac.sqrt() * s2 / denom
         c_out = self.sigma_data * (1 - ac).sqrt() / denom.sqrt()
-        x = x.float()
+        x = x.float() if mix is None else mix_frames(x.float(), *mix)  # the adapter's frame mix of the skip
         if self.preconditioning == "gated":
             c_skip = c_skip * torch.sigmoid(f[:, -1:] + GATE_BIAS)  # (B, 1, T, H, W): per pixel
             f = f[:, :-1]

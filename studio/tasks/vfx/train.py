@@ -55,6 +55,8 @@ class LoraSection(Section):
     caption_dropout: float = Field(0.0, ge=0, lt=1, description="Prompts → '' with this probability (for guidance).")
     motion_loss_weight: float = Field(0.0, ge=0, description="μ: weight of the frame-to-frame change error.")
     after_end_loss_weight: float = Field(0.0, ge=0, description="Extra weight on the object's frames after the end.")
+    skip_mix: bool = Field(False, description="The adapter may mix the skip input across frames (SkipFrameMix), "
+                           "so frames that should agree — after the effect's end — share their skip.")
     train_base: bool = Field(False, description="Also train every base weight (full fine-tune with the controls); "
                              "the tuned base is exported to <export_dir>/base, the adapter is tied to it.")
 
@@ -188,7 +190,8 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     dit = load_base(lc.base)
     add_lora(dit, lc.name, rank=lc.rank, alpha=lc.alpha, targets=lc.targets)
-    spec = ControlSpec(TEMPORAL[lc.temporal], MaskBranchSpec(lc.mask_blocks) if lc.mask_blocks else None)
+    spec = ControlSpec(TEMPORAL[lc.temporal], MaskBranchSpec(lc.mask_blocks) if lc.mask_blocks else None,
+                       lc.skip_mix)
     controls = VfxControls(dit, spec)
     if lc.train_base:
         for name, p in dit.named_parameters():

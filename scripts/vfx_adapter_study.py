@@ -122,6 +122,25 @@ def skip_gate(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) 
     return float(np.mean(before)), float(np.mean(after))
 
 
+def frame_mix_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> tuple[float, float]:
+    """On the true clips noised to ``t``, inside the object after the true end: the mean strength α of
+    the adapter's frame mix of the skip, and the share of the mixing weight those frames put on
+    after-end frames (NaN without ``skip_mix``). α → 1 with share → 1: the frames after the end share
+    one skip input, so their own noise averages out."""
+    from studio.tasks.vfx.metrics import effect_region
+
+    clips, cond, xt, tt = noised_truth(pipe, t, per_effect, seed)
+    with torch.no_grad():
+        mix = pipe.model.frame_mix(xt, tt, cond)
+    if mix is None:
+        return float("nan"), float("nan")
+    w, a = (m.numpy() for m in mix)
+    kept = [(i, c) for i, c in enumerate(clips) if c.end + 1 < w.shape[1]]
+    strength = [a[i, c.end + 1:][:, effect_region(c.mask)].mean() for i, c in kept]
+    share = [w[i, c.end + 1:, c.end + 1:].sum(1)[:, effect_region(c.mask)].mean() for i, c in kept]
+    return float(np.mean(strength)), float(np.mean(share))
+
+
 def denoised_truth_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> float:
     """Motion inside the object after the true end (grey levels) in the model's reconstruction of
     the true clip from noise level ``t`` — the stillness the adapter keeps when it is handed a still
@@ -175,11 +194,12 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
     rows = []
     for label, adapter, videos, on in runs:
         meta = read_metadata(adapter) if adapter else {}
-        sens, floor, gate = (float("nan"), float("nan")), 0.0, (float("nan"), float("nan"))
+        nan2 = (float("nan"), float("nan"))
+        sens, floor, gate, mix = nan2, 0.0, nan2, nan2
         if adapter:
             pipe = VfxPipeline.load(on, ((adapter, 1.0),))
             sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, seed=seed)
-            gate = skip_gate(pipe, seed=seed)
+            gate, mix = skip_gate(pipe, seed=seed), frame_mix_after_end(pipe, seed=seed)
         rows.append({"label": label, "adapter": adapter, "base": on, **ev.score(clips, videos, classifier),
                      "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
                      "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
@@ -187,6 +207,7 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
                      "time_features": temporal_name(meta) if adapter else "–",
                      "start_sensitivity": sens[0], "end_sensitivity": sens[1],
                      "denoised_truth_after_end": floor, "gate_before_start": gate[0], "gate_after_end": gate[1],
+                     "mix_strength_after_end": mix[0], "mix_share_after_end": mix[1],
                      "two_frame_change": change_over_two_frames(clips, videos),
                      "around_start": aligned_motion(clips, videos, "start").tolist(),
                      "around_end": aligned_motion(clips, videos, "end").tolist()})
@@ -247,17 +268,21 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
              "*after end, truth denoised*: the same motion in ẑ0 predicted from the true clip noised to t = 100 "
              "(22 clips) — what the adapter keeps still when it is handed the still ending; *skip gate before / after*: "
              "on those noised true clips, the gated base's per-pixel skip gate inside the object before the start and "
-             "after the end (1 = the noisy input, with its frame-to-frame noise, passes into ẑ0).", "",
+             "after the end (1 = the noisy input, with its frame-to-frame noise, passes into ẑ0); *skip mix after end*: "
+             "for an adapter with `skip_mix`, inside the object after the end, the mix strength α and the share of the "
+             "mixing weight on after-end frames (1 / 1 = those frames share one skip input).", "",
              "| variant | time control | adapter steps | mask λ | after-end weight | motion μ | T-IoU | E_f (% clip) | "
              "start bias | end bias | after end | 2-frame / 1-frame | after end, truth denoised | skip gate before / after | "
-             "odd/even | reads start / end | mask precision | effect acc. |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "skip mix after end | odd/even | reads start / end | mask precision | effect acc. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['label']} | {r['time_features']} | {r['steps']} | {r['mask_loss_weight']} | "
                      f"{r['after_end_loss_weight']} | {r['motion_loss_weight']} | "
                      f"{r['t_iou']:.3f} | {r['frame_error_pct']:.1f}% | {r['start_bias']:+.2f} | {r['end_bias']:+.2f} | "
                      f"{r['after_end_motion']:.2f} | {_num(r['two_frame_change'])} | {r['denoised_truth_after_end']:.2f} | "
-                     f"{_num(r['gate_before_start'])} / {_num(r['gate_after_end'])} | {r['token_jump']:.2f} | "
+                     f"{_num(r['gate_before_start'])} / {_num(r['gate_after_end'])} | "
+                     f"{_num(r['mix_strength_after_end'])} / {_num(r['mix_share_after_end'])} | "
+                     f"{r['token_jump']:.2f} | "
                      f"{_num(r['start_sensitivity'])} / {_num(r['end_sensitivity'])} | {r['mask_precision']:.3f} | "
                      f"{r['effect_accuracy']:.3f} |")
     lines += ["", reading(rows), "", f"![motion around the true start and end]({picture})", "",

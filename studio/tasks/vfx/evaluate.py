@@ -88,10 +88,11 @@ def available(variant: Variant) -> bool:
 
 
 def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, seed: int = 0,
-             base: str | None = None) -> list[np.ndarray]:
+             base: str | None = None, pipe=None) -> list[np.ndarray]:
+    """The variant's clips for ``clips``' requests (``pipe``: an already loaded pipeline to use instead)."""
     from studio.tasks.vfx.pipeline import Request, VfxPipeline
 
-    pipe = VfxPipeline.load(base or variant.base, tuple((a, 1.0) for a in variant.adapters))
+    pipe = pipe or VfxPipeline.load(base or variant.base, tuple((a, 1.0) for a in variant.adapters))
     g = torch.Generator().manual_seed(seed)
     out: list[np.ndarray] = []
     for i in range(0, len(clips), batch):

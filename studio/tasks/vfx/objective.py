@@ -123,6 +123,11 @@ class VfxModel(nn.Module):
             return None
         return torch.sigmoid(self.network(x, t, cond)[:, -1] + GATE_BIAS)
 
+    def frame_mix(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> tuple | None:
+        """The adapter's frame mix of the skip — weights (B, T_out, T_in, H, W), strength (B, T, H, W) —
+        or None without ``skip_mix``."""
+        return self._run(x, t, cond)[1]
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
         f, mix = self._run(x, t, cond)
         if self.preconditioning == "x":

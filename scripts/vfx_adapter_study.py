@@ -248,7 +248,8 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 def render(rows: list[dict], base: str, variants: list[str], picture: str, out: str, seed: int | None = None) -> str:
     which = ("held-out clips (the eval's" if seed is None
-             else f"clips of training seed {seed} (the first ones: an adapter trained on exactly these shows what it can fit")
+             else f"clips of seed {seed} (the first ones: if an adapter was trained on that seed, it shows what it can fit; "
+             "seed 9001 is the validation seed no run trains on")
     from studio.tasks.vfx.metrics import DetectorSpec
 
     size = base_size(base)
@@ -317,7 +318,7 @@ def floor_reading(made: list[dict]) -> str:
     return (f"After the end the generated object changes by {min(gen):.1f}–{max(gen):.1f} grey levels per frame, "
             f"with a 2-frame / 1-frame change of {min(ratio):.2f}–{max(ratio):.2f} (2 = drifting on, 1 = flicker); "
             f"handed the true, still ending at t = 100 the adapters still put {min(floor):.1f}–{max(floor):.1f} "
-            "grey levels of motion there." + gate_reading(made) + phase_reading(made))
+            "grey levels of motion there." + gate_reading(made) + mix_reading(made) + phase_reading(made))
 
 
 def gate_reading(made: list[dict]) -> str:
@@ -331,6 +332,16 @@ def gate_reading(made: list[dict]) -> str:
             f"the start and {min(after):.2f}–{max(after):.2f} after the end"
             + (": every gated model lets the frames' own noise through exactly where the effect should have stopped."
                if min(after) > 0.5 else "."))
+
+
+def mix_reading(made: list[dict]) -> str:
+    """What the adapters with ``skip_mix`` learned to do with the skip after the end, computed from the rows."""
+    mixed = [r for r in made if r["mix_strength_after_end"] == r["mix_strength_after_end"]]
+    return "".join(
+        f" **{r['label']}** mixes the skip after the end with strength α = {r['mix_strength_after_end']:+.2f} "
+        + ("(< 0: it pushes each frame away from the mix — sharpening the frames' differences, not sharing one input)"
+           if r["mix_strength_after_end"] < 0 else "(> 0: towards the mix)")
+        + f", putting {r['mix_share_after_end']:.2f} of the mixing weight on after-end frames." for r in mixed)
 
 
 def phase_reading(made: list[dict]) -> str:

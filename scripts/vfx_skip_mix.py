@@ -94,7 +94,8 @@ def render(rows: list[dict], n: int, steps: int, seconds: float, command: str) -
               "each frame's noise from its input. Only tying those frames of x_t for the network as well stops the "
               f"object (end bias {tied['end_bias']:+.2f}, T-IoU {tied['t_iou']:.3f}) — a hold imposed by the sampler, not "
               "learned timing, so it stays a diagnostic. A learned mix has to beat the shipped row to be worth its "
-              "parameters.", "",
+              "parameters; what one learned (its strength and weights after the end) is read in "
+              "`vfx_skip_mix_study.md` (`scripts/vfx_adapter_study.py --clips-seed 9001`).", "",
               f"{seconds:.0f} s on this machine. Reproduce: `{command}`.", ""]
     return "\n".join(lines)
 

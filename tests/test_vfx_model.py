@@ -340,3 +340,17 @@ def test_frame_phase_flags_each_token_with_its_frames_started_and_ended():
     flags = per_token.reshape(-1, 2)  # (frames, [started, ended])
     frames = torch.arange(T).float()
     assert torch.equal(flags[:, 0], (frames >= 2).float()) and torch.equal(flags[:, 1], (frames >= 4).float())
+
+
+def test_the_ideal_skip_mix_shares_one_input_from_the_requested_end_on():
+    """``scripts/vfx_skip_mix.py``'s hand-written bound: frames from the end frame on (0.875 s = frame 7 at
+    8 fps; 0.5 s = frame 4) take their mean, earlier frames keep their own input."""
+    from scripts.vfx_skip_mix import after_end_mean
+
+    x = torch.randn(2, 3, 8, 4, 4)
+    weights, strength = after_end_mean(x, torch.tensor([0.875, 0.5]), fps=8.0)
+    torch.testing.assert_close(weights.sum(2), torch.ones(2, 8, 4, 4))
+    mixed = mix_frames(x, weights, strength)
+    for b, end in enumerate((7, 4)):
+        assert torch.equal(mixed[b, :, :end], x[b, :, :end])
+        torch.testing.assert_close(mixed[b, :, end:], x[b, :, end:].mean(1, keepdim=True).expand(-1, 8 - end, -1, -1))

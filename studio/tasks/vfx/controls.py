@@ -19,6 +19,10 @@
   tokens (which have read the timestamp tokens), so frames that should agree can share their skip —
   a temporal kernel-predicting denoiser (Mildenhall et al. 2018, burst denoising). α = tanh(a) and q
   come from zero-initialised layers: at init α = 0, the exact identity.
+  Measured (shipped recipe, 2000 steps, validation clips): it learned α ≈ −0.3 after the end — pushing
+  the frames apart, not sharing — and timed no better (``docs/benchmarks/vfx_skip_mix_study.md``); even the
+  ideal mix, written by hand, leaves the end late, as the network's own output reads each frame's noise
+  too (``docs/benchmarks/vfx_skip_mix.md``).
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
   embedded by a zero-initialised linear map and added to the timestep embedding.
 

@@ -80,11 +80,11 @@ class VfxModel(nn.Module):
       the start, ``docs/benchmarks/vfx_adapter_bases.md``) and so passes each frame's own noise into that
       frame; here it could keep the details the frames share (g_m) and shut out what differs (g_f).
       Measured: it does not — g_f stays open after the end too (0.90), and the end is as late.
-    An adapter with ``skip_mix`` (``controls.SkipFrameMix``) replaces the skip input x_t by its own mix of
-    the frames at each pixel before any of these (not for ``x``, which has no skip).
-
     * ``x`` — ẑ0 = σ_d·F: the network predicts the clean latent, which lies on a low-dimensional
       manifold a large patch can represent, while noise cannot (JiT, Li & He 2025).
+
+    An adapter with ``skip_mix`` (``controls.SkipFrameMix``) replaces the skip input x_t by its own mix of
+    the frames at each pixel, under any of the skips above (``x`` has none, so there it does nothing).
 
     σ_d must be the data's real std: with σ_d = 0.5 the EDM skip injected noise the network then
     had to learn to cancel, and the loss sat above "predict 0" for 50 steps.

@@ -95,9 +95,14 @@ def noised_truth(pipe, t: int, per_effect: int = 2, seed: int | None = None):
 def denoised_truth(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None):
     """The study's clips and the model's reconstruction of each *true* clip: ẑ0 predicted from the
     truth noised to ``t``, decoded to uint8 videos with the reference as frame 0 → (clips, videos)."""
+    return reconstruct(pipe, noised_truth(pipe, t, per_effect, seed))
+
+
+def reconstruct(pipe, noised) -> tuple[list, np.ndarray]:
+    """``noised_truth``'s output → (clips, the model's one-step reconstructions as uint8 videos)."""
     from studio.tasks.vfx.objective import decode, to_uint8
 
-    clips, cond, xt, tt = noised_truth(pipe, t, per_effect, seed)
+    clips, cond, xt, tt = noised
     with torch.no_grad():
         z = pipe.model(xt, tt, cond).float()
     video = decode(z, cond["ref"])
@@ -105,13 +110,13 @@ def denoised_truth(pipe, t: int = 100, per_effect: int = 2, seed: int | None = N
     return clips, to_uint8(video).numpy()
 
 
-def skip_gate(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> tuple[float, float]:
+def skip_gate(pipe, noised) -> tuple[float, float]:
     """Mean skip gate inside the object before the true start and after the true end, on the true
-    clips noised to ``t`` (a gated base; NaN otherwise). An open gate (→ 1) passes the noisy input
-    into ẑ0 — and with it the part of the noise that differs from frame to frame."""
+    clips noised by ``noised_truth`` (a gated base; NaN otherwise). An open gate (→ 1) passes the noisy
+    input into ẑ0 — and with it the part of the noise that differs from frame to frame."""
     from studio.tasks.vfx.metrics import effect_region
 
-    clips, cond, xt, tt = noised_truth(pipe, t, per_effect, seed)
+    clips, cond, xt, tt = noised
     with torch.no_grad():
         g = pipe.model.skip_gate(xt, tt, cond)
     if g is None:
@@ -122,14 +127,14 @@ def skip_gate(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) 
     return float(np.mean(before)), float(np.mean(after))
 
 
-def frame_mix_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> tuple[float, float]:
-    """On the true clips noised to ``t``, inside the object after the true end: the mean strength α of
+def frame_mix_after_end(pipe, noised) -> tuple[float, float]:
+    """On the true clips noised by ``noised_truth``, inside the object after the true end: the mean strength α of
     the adapter's frame mix of the skip, and the share of the mixing weight those frames put on
     after-end frames (NaN without ``skip_mix``). α → 1 with share → 1: the frames after the end share
     one skip input, so their own noise averages out."""
     from studio.tasks.vfx.metrics import effect_region
 
-    clips, cond, xt, tt = noised_truth(pipe, t, per_effect, seed)
+    clips, cond, xt, tt = noised
     with torch.no_grad():
         mix = pipe.model.frame_mix(xt, tt, cond)
     if mix is None:
@@ -141,14 +146,14 @@ def frame_mix_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | Non
     return float(np.mean(strength)), float(np.mean(share))
 
 
-def denoised_truth_after_end(pipe, t: int = 100, per_effect: int = 2, seed: int | None = None) -> float:
+def denoised_truth_after_end(pipe, noised) -> float:
     """Motion inside the object after the true end (grey levels) in the model's reconstruction of
-    the true clip from noise level ``t`` — the stillness the adapter keeps when it is handed a still
+    the true clip from ``noised_truth``'s noise level (t = 100 in the study) — the stillness the adapter keeps when it is handed a still
     ending. The last DDIM steps of sampling work at this noise level, so a value near the generated
     clips' "after end" says the motion there is the model's reconstruction floor, not a late end."""
     from studio.tasks.vfx.metrics import effect_region, motion_after
 
-    clips, videos = denoised_truth(pipe, t, per_effect, seed)
+    clips, videos = reconstruct(pipe, noised)
     after = [motion_after(v, effect_region(c.mask), c.end) for c, v in zip(clips, videos)]
     return float(np.mean([a for a in after if a is not None]))
 
@@ -198,8 +203,9 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
         sens, floor, gate, mix = nan2, 0.0, nan2, nan2
         if adapter:
             pipe = VfxPipeline.load(on, ((adapter, 1.0),))
-            sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, seed=seed)
-            gate, mix = skip_gate(pipe, seed=seed), frame_mix_after_end(pipe, seed=seed)
+            noised = noised_truth(pipe, 100, seed=seed)  # the true clips at t = 100, once for the three readings
+            sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, noised)
+            gate, mix = skip_gate(pipe, noised), frame_mix_after_end(pipe, noised)
         rows.append({"label": label, "adapter": adapter, "base": on, **ev.score(clips, videos, classifier),
                      "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
                      "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
@@ -247,9 +253,11 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 
 def render(rows: list[dict], base: str, variants: list[str], picture: str, out: str, seed: int | None = None) -> str:
+    from studio.tasks.vfx import evaluate as ev
+
     which = ("held-out clips (the eval's" if seed is None
              else f"clips of seed {seed} (the first ones: if an adapter was trained on that seed, it shows what it can fit; "
-             "seed 9001 is the validation seed no run trains on")
+             f"seed {ev.VALIDATION_SEED} is the validation seed no run trains on")
     from studio.tasks.vfx.metrics import DetectorSpec
 
     size = base_size(base)

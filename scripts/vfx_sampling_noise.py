@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-VALIDATION_SEED = 9_001  # not HELD_OUT_SEED (9 000, the eval's) and no training seed
+from studio.tasks.vfx.evaluate import VALIDATION_SEED
+
 RHOS = (None, 0.95, 0.99, 0.999)  # None = the base's trained ρ
 
 
@@ -86,11 +87,10 @@ def render(rows: list[dict], best: dict, n: int, steps: int, seconds: float) -> 
 
 
 def main() -> None:
+    from studio.tasks.vfx import evaluate as ev
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="docs/benchmarks/vfx_sampling_noise.md")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--per-effect", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=10)
+    ev.add_sweep_arguments(ap, "docs/benchmarks/vfx_sampling_noise.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
+from studio.tasks.vfx.evaluate import VALIDATION_SEED
 from studio.tasks.vfx.objective import VfxModel
 
-VALIDATION_SEED = 9_001  # as scripts/vfx_sampling_noise.py: not the eval's 9 000, no training seed
 KEYS = ("t_iou", "frame_error_pct", "end_bias", "after_end_motion", "mask_precision", "effect_accuracy")
 
 
@@ -45,7 +45,7 @@ class IdealSkipMix(VfxModel):
 
     def _run(self, x, t, cond):
         f, _ = super()._run(x, t, cond)
-        return f, after_end_mean(x, cond["end_s"], 8.0)
+        return f, after_end_mean(x, cond["end_s"], self.controls.fps)
 
 
 class TiedAfterEnd(VfxModel):
@@ -54,7 +54,7 @@ class TiedAfterEnd(VfxModel):
     def forward(self, x, t, cond):
         from studio.tasks.vfx.controls import mix_frames
 
-        return super().forward(mix_frames(x.float(), *after_end_mean(x, cond["end_s"], 8.0)), t, cond)
+        return super().forward(mix_frames(x.float(), *after_end_mean(x, cond["end_s"], self.controls.fps)), t, cond)
 
 
 def sweep(adapters: list[tuple[str, str]], per_effect: int, steps: int) -> list[dict]:
@@ -71,7 +71,7 @@ def sweep(adapters: list[tuple[str, str]], per_effect: int, steps: int) -> list[
     rows = []
     for label, adapter, kind in runs:
         pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),))
-        pipe.model.__class__ = kind  # same weights and state; only how ẑ0 is formed differs
+        pipe.model = kind(pipe.model.dit, pipe.model.controls).eval()  # same weights; only how ẑ0 is formed differs
         r = ev.score(clips, ev.generate(ev.Variant(label, (adapter,)), clips, steps, pipe=pipe), classifier)
         rows.append({"label": label, **{k: r[k] for k in KEYS}})
         print(rows[-1], flush=True)
@@ -101,12 +101,11 @@ def render(rows: list[dict], n: int, steps: int, seconds: float, command: str) -
 
 
 def main() -> None:
+    from studio.tasks.vfx import evaluate as ev
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("adapters", nargs="*", help="LABEL=ADAPTER: adapters trained with skip_mix, to score beside")
-    ap.add_argument("--out", default="docs/benchmarks/vfx_skip_mix.md")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--per-effect", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=10)
+    ev.add_sweep_arguments(ap, "docs/benchmarks/vfx_skip_mix.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()

@@ -116,6 +116,7 @@ def test_open_vfx_folder_too_short_for_training(tmp_path):
     with pytest.raises(ValueError, match=r"annotations.json\[0\].*16 frames.*needs 24"):
         FolderClipDataset(folder, ClipConfig(frames=24))
 
+
 def test_train_base_exports_the_tuned_base_the_adapter_is_tied_to(tiny_base):
     """``train_base``: every base weight trains with the controls; the tuned base is exported beside
     the adapter, the adapter loads on it (hash check) and not on the base it was tuned from."""

@@ -27,6 +27,7 @@ from studio.tasks.vfx.data import Clip, ClipConfig, clip_for
 from studio.tasks.vfx.effects import EFFECT_NAMES
 
 HELD_OUT_SEED = 9_000
+VALIDATION_SEED = 9_001  # clips for choosing a default or a recipe: not the eval's, and no training run uses it
 GOALS = {"t_iou": (">=", 0.90), "frame_error_pct": ("<=", 5.0), "mask_precision": (">=", 0.90),
          "effect_accuracy": (">=", 0.85)}
 PAPER = {"t_iou": 0.84, "frame_error": 4.72, "frame_error_pct": 100 * 4.72 / 49, "seconds_error": 0.59}
@@ -71,6 +72,15 @@ def held_out(per_effect: int, effects: tuple[str, ...] = EFFECT_NAMES, seed: int
     a ``size`` the same scenes and times at another resolution (for a base trained at that size)."""
     seed = HELD_OUT_SEED if seed is None else seed
     return [clip_for(i, seed, effects, ClipConfig(size=size)) for i in range(per_effect * len(effects))]
+
+
+def add_sweep_arguments(ap, out: str) -> None:
+    """The options every sweep script over generated clips shares: where its table goes, CPU threads,
+    clips per effect, denoising steps."""
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--per-effect", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=10)
 
 
 def available(variant: Variant) -> bool:

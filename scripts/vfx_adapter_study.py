@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 WINDOW = 6  # transitions drawn on each side of the true start / end
+nan = float("nan")
 
 
 def aligned_motion(clips, videos, anchor: str) -> np.ndarray:
@@ -146,6 +147,27 @@ def frame_mix_after_end(pipe, noised) -> tuple[float, float]:
     return float(np.mean(strength)), float(np.mean(share))
 
 
+def frame_hold_phases(pipe, noised) -> tuple[float, float, float]:
+    """On the true clips noised by ``noised_truth``, inside the object: the mean frame hold h of an adapter with
+    ``hold`` before the true start, while the effect is on, and after the true end (NaN without it). h_f → 1 = frame
+    f keeps frame f−1's prediction: the right thing where the truth is still, the wrong one while it moves."""
+    from studio.tasks.vfx.metrics import effect_region
+
+    clips, cond, xt, tt = noised
+    with torch.no_grad():
+        h = pipe.model.frame_hold(xt, tt, cond)
+    if h is None:
+        return float("nan"), float("nan"), float("nan")
+    h = h.numpy()
+
+    before = float(np.mean([h[i, 1:c.start][:, effect_region(c.mask)].mean() for i, c in enumerate(clips) if c.start > 1]))
+    during = float(np.mean([h[i, c.start + 1:c.end + 1][:, effect_region(c.mask)].mean() for i, c in enumerate(clips)
+                            if c.end > c.start]))
+    after = float(np.mean([h[i, c.end + 1:][:, effect_region(c.mask)].mean() for i, c in enumerate(clips)
+                           if c.end + 1 < h.shape[1]]))
+    return before, during, after
+
+
 def denoised_truth_after_end(pipe, noised) -> float:
     """Motion inside the object after the true end (grey levels) in the model's reconstruction of
     the true clip from ``noised_truth``'s noise level (t = 100 in the study) — the stillness the adapter keeps when it is handed a still
@@ -199,13 +221,13 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
     rows = []
     for label, adapter, videos, on in runs:
         meta = read_metadata(adapter) if adapter else {}
-        nan2 = (float("nan"), float("nan"))
-        sens, floor, gate, mix = nan2, 0.0, nan2, nan2
+        sens, floor, gate, mix, hold = (nan, nan), 0.0, (nan, nan), (nan, nan), (nan, nan, nan)
         if adapter:
             pipe = VfxPipeline.load(on, ((adapter, 1.0),))
             noised = noised_truth(pipe, 100, seed=seed)  # the true clips at t = 100, once for the three readings
             sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, noised)
             gate, mix = skip_gate(pipe, noised), frame_mix_after_end(pipe, noised)
+            hold = frame_hold_phases(pipe, noised)
         rows.append({"label": label, "adapter": adapter, "base": on, **ev.score(clips, videos, classifier),
                      "steps": meta.get("steps", "–"), "mask_loss_weight": meta.get("mask_loss_weight", "–"),
                      "motion_loss_weight": meta.get("motion_loss_weight", 0.0 if adapter else "–"),
@@ -214,6 +236,7 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
                      "start_sensitivity": sens[0], "end_sensitivity": sens[1],
                      "denoised_truth_after_end": floor, "gate_before_start": gate[0], "gate_after_end": gate[1],
                      "mix_strength_after_end": mix[0], "mix_share_after_end": mix[1],
+                     "hold_before_start": hold[0], "hold_during": hold[1], "hold_after_end": hold[2],
                      "two_frame_change": change_over_two_frames(clips, videos),
                      "around_start": aligned_motion(clips, videos, "start").tolist(),
                      "around_end": aligned_motion(clips, videos, "end").tolist()})
@@ -279,11 +302,15 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
              "on those noised true clips, the gated base's per-pixel skip gate inside the object before the start and "
              "after the end (1 = the noisy input, with its frame-to-frame noise, passes into ẑ0); *skip mix after end*: "
              "for an adapter with `skip_mix`, inside the object after the end, the mix strength α and the share of the "
-             "mixing weight on after-end frames (1 / 1 = those frames share one skip input).", "",
+             "mixing weight on after-end frames (1 / 1 = those frames share one skip input); *frame hold before / during / "
+             "after*: for an adapter with `hold`, on those noised true clips inside the object, the mean share of the "
+             "previous frame's prediction each frame keeps before the start, while the effect is on, and after the end "
+             "(1 / 0 / 1 = it holds exactly where the truth is still).", "",
              "| variant | time control | adapter steps | mask λ | after-end weight | motion μ | T-IoU | E_f (% clip) | "
              "start bias | end bias | after end | 2-frame / 1-frame | after end, truth denoised | skip gate before / after | "
-             "skip mix after end | odd/even | reads start / end | mask precision | effect acc. |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "skip mix after end | frame hold before / during / after | odd/even | reads start / end | mask precision | "
+             "effect acc. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['label']} | {r['time_features']} | {r['steps']} | {r['mask_loss_weight']} | "
                      f"{r['after_end_loss_weight']} | {r['motion_loss_weight']} | "
@@ -291,6 +318,7 @@ def render(rows: list[dict], base: str, variants: list[str], picture: str, out: 
                      f"{r['after_end_motion']:.2f} | {_num(r['two_frame_change'])} | {r['denoised_truth_after_end']:.2f} | "
                      f"{_num(r['gate_before_start'])} / {_num(r['gate_after_end'])} | "
                      f"{_num(r['mix_strength_after_end'])} / {_num(r['mix_share_after_end'])} | "
+                     f"{_num(r['hold_before_start'])} / {_num(r['hold_during'])} / {_num(r['hold_after_end'])} | "
                      f"{r['token_jump']:.2f} | "
                      f"{_num(r['start_sensitivity'])} / {_num(r['end_sensitivity'])} | {r['mask_precision']:.3f} | "
                      f"{r['effect_accuracy']:.3f} |")
@@ -326,7 +354,8 @@ def floor_reading(made: list[dict]) -> str:
     return (f"After the end the generated object changes by {min(gen):.1f}–{max(gen):.1f} grey levels per frame, "
             f"with a 2-frame / 1-frame change of {min(ratio):.2f}–{max(ratio):.2f} (2 = drifting on, 1 = flicker); "
             f"handed the true, still ending at t = 100 the adapters still put {min(floor):.1f}–{max(floor):.1f} "
-            "grey levels of motion there." + gate_reading(made) + mix_reading(made) + phase_reading(made))
+            "grey levels of motion there." + gate_reading(made) + mix_reading(made) + hold_reading(made)
+            + phase_reading(made))
 
 
 def gate_reading(made: list[dict]) -> str:
@@ -350,6 +379,14 @@ def mix_reading(made: list[dict]) -> str:
         + ("(< 0: it pushes each frame away from the mix — sharpening the frames' differences, not sharing one input)"
            if r["mix_strength_after_end"] < 0 else "(> 0: towards the mix)")
         + f", putting {r['mix_share_after_end']:.2f} of the mixing weight on after-end frames." for r in mixed)
+
+
+def hold_reading(made: list[dict]) -> str:
+    """Where the adapters with ``hold`` learned to keep the previous frame, computed from the rows."""
+    held = [r for r in made if r["hold_after_end"] == r["hold_after_end"]]
+    return "".join(
+        f" **{r['label']}** keeps {r['hold_before_start']:.2f} of the previous frame before the start, "
+        f"{r['hold_during']:.2f} while the effect is on and {r['hold_after_end']:.2f} after the end." for r in held)
 
 
 def phase_reading(made: list[dict]) -> str:

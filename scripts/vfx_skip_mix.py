@@ -1,4 +1,5 @@
-"""How much of the late end the skip's frame mix could remove — learned, and at its ideal.
+"""How much of the late end sharing frames after the end could remove — the skip's frame mix and the frame
+hold, learned and at their ideal.
 
 Inside an object whose effect has ended, the shipped gated base keeps its skip open, so each
 frame's own share of the noise passes into that frame (``docs/benchmarks/vfx_adapter_bases.md``).
@@ -10,6 +11,10 @@ mix of the frames; this script scores, on validation clips (not the eval's, no t
 * the shipped adapter with the *ideal* skip mix written by hand: after the requested end every
   frame's skip input is the after-end frames' mean (the network itself still sees x_t) — the most
   a skip mix can do;
+* adapters trained with ``hold`` (``controls.FrameHold``) are named the same way;
+* the shipped adapter with the *ideal* frame hold written by hand: from the requested end on every frame of
+  ẑ0 keeps the frame before it (h = 1) — the most a learned hold can do, and, like the tie below, a hold by
+  construction, so a bound and not a method;
 * a diagnostic, not a method: the after-end frames of x_t tied to their mean for the network too
   (the noise of those frames made one; a "hold" by construction, so it is not offered to users).
 
@@ -44,8 +49,26 @@ class IdealSkipMix(VfxModel):
     """The loaded model with the hand-written after-end mean as its skip's frame mix."""
 
     def _run(self, x, t, cond):
-        f, _ = super()._run(x, t, cond)
-        return f, after_end_mean(x, cond["end_s"], self.controls.fps)
+        f, _, hold = super()._run(x, t, cond)
+        return f, after_end_mean(x, cond["end_s"], self.controls.fps), hold
+
+
+def after_end_hold(end_s: torch.Tensor, shape: tuple[int, ...], fps: float) -> torch.Tensor:
+    """The ideal frame hold for a latent of ``shape`` (B, C, T, H, W): h = 1 on every frame after the requested end
+    frame (each keeps the one before, so all equal the end frame), 0 elsewhere → (B, T, H, W)."""
+    B, _, T, H, W = shape
+    later = torch.arange(T)[None] > (end_s.float()[:, None] * fps).round()  # (B, T)
+    return later.float()[:, :, None, None].expand(B, T, H, W)
+
+
+class IdealHold(VfxModel):
+    """The loaded model with ẑ0 held from the requested end frame on."""
+
+    def forward(self, x, t, cond):
+        from studio.tasks.vfx.controls import hold_frames
+
+        z0 = super().forward(x, t, cond)
+        return hold_frames(z0, after_end_hold(cond["end_s"], tuple(z0.shape), self.controls.fps))
 
 
 class TiedAfterEnd(VfxModel):
@@ -67,6 +90,7 @@ def sweep(adapters: list[tuple[str, str]], per_effect: int, steps: int) -> list[
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
     runs = [("shipped `vfx-mixed`", "vfx-mixed", VfxModel)] + [(label, path, VfxModel) for label, path in adapters]
     runs += [("shipped + ideal skip mix (after-end mean, by hand)", "vfx-mixed", IdealSkipMix),
+             ("shipped + ideal frame hold (ẑ0 held from the requested end, by hand: a bound)", "vfx-mixed", IdealHold),
              ("diagnostic: shipped, after-end frames of x_t tied (a hold by construction)", "vfx-mixed", TiedAfterEnd)]
     rows = []
     for label, adapter, kind in runs:
@@ -79,7 +103,7 @@ def sweep(adapters: list[tuple[str, str]], per_effect: int, steps: int) -> list[
 
 
 def render(rows: list[dict], n: int, steps: int, seconds: float, command: str) -> str:
-    lines = ["# VFX: mixing the skip across frames (`scripts/vfx_skip_mix.py`)", "",
+    lines = ["# VFX: sharing the frames after the end — skip mix and frame hold (`scripts/vfx_skip_mix.py`)", "",
              f"`models/vfx-base` + the adapter named, {n} validation clips (seed {VALIDATION_SEED}: not the eval's, no "
              f"training seed), {steps} DDIM steps. *after end*: mean motion inside the object from the true end on "
              "(grey levels; the truth has none). Detector floor 3 grey levels (`vfx_detector.md`).", "",
@@ -87,15 +111,18 @@ def render(rows: list[dict], n: int, steps: int, seconds: float, command: str) -
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['label']} | {r['t_iou']:.3f} | {r['frame_error_pct']:.1f}% | {r['end_bias']:+.2f} | "
               f"{r['after_end_motion']:.2f} | {r['mask_precision']:.3f} | {r['effect_accuracy']:.3f} |" for r in rows]
-    shipped, ideal, tied = rows[0], rows[-2], rows[-1]
+    shipped, ideal, held, tied = rows[0], rows[-3], rows[-2], rows[-1]
     lines += ["", f"Reading: the ideal skip mix takes the motion after the end from {shipped['after_end_motion']:.1f} to "
               f"{ideal['after_end_motion']:.1f} grey levels but leaves the end {ideal['end_bias']:+.2f} frames late (T-IoU "
               f"{shipped['t_iou']:.3f} → {ideal['t_iou']:.3f}): what is left is the network's own output F, which reads "
               "each frame's noise from its input. Only tying those frames of x_t for the network as well stops the "
               f"object (end bias {tied['end_bias']:+.2f}, T-IoU {tied['t_iou']:.3f}) — a hold imposed by the sampler, not "
-              "learned timing, so it stays a diagnostic. A learned mix has to beat the shipped row to be worth its "
-              "parameters; what one learned (its strength and weights after the end) is read in "
-              "`vfx_skip_mix_study.md` (`scripts/vfx_adapter_study.py --clips-seed 9001`).", "",
+              "learned timing, so it stays a diagnostic. Holding ẑ0 itself from the requested end on — the bound on a "
+              f"learned frame hold — gives end bias {held['end_bias']:+.2f}, T-IoU {held['t_iou']:.3f}, E_f "
+              f"{held['frame_error_pct']:.1f}%. A learned mix or hold has to beat the shipped row to be worth its "
+              "parameters; what one learned (its strength and weights, or its hold, after the end) is read in "
+              "`vfx_skip_mix_study.md` and `vfx_frame_hold_study.md` (`scripts/vfx_adapter_study.py --clips-seed "
+              f"{VALIDATION_SEED}`).", "",
               f"{seconds:.0f} s on this machine. Reproduce: `{command}`.", ""]
     return "\n".join(lines)
 
@@ -104,7 +131,7 @@ def main() -> None:
     from studio.tasks.vfx import evaluate as ev
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("adapters", nargs="*", help="LABEL=ADAPTER: adapters trained with skip_mix, to score beside")
+    ap.add_argument("adapters", nargs="*", help="LABEL=ADAPTER: adapters trained with skip_mix or hold, to score beside")
     ev.add_sweep_arguments(ap, "docs/benchmarks/vfx_skip_mix.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -9,7 +9,8 @@ import torch
 
 from studio.lora import add_lora
 from studio.tasks.vfx.controls import (ActiveVectorSpec, ControlSpec, MaskBranchSpec,
-                                       TEMPORAL, TimestampTokensSpec, VfxControls, mix_frames)
+                                       TEMPORAL, TimestampTokensSpec, VfxControls, hold_frames,
+                                       mix_frames)
 from studio.tasks.vfx.model import VideoDiT
 from studio.tasks.vfx.objective import VfxModel, decode, encode
 
@@ -129,6 +130,44 @@ def test_mix_frames_can_make_the_frames_after_the_end_share_one_skip():
     assert torch.equal(mix_frames(x, weights, torch.zeros(2, 8, 4, 4)), x)
 
 
+def test_frame_hold_is_an_exact_identity_at_init_and_starts_holding_still_frames():
+    """At init h = 0 (the plain adapter's prediction exactly); on a clip whose frames 4… hold still, one
+    gradient step on the frame loss raises h there (keeping the previous frame averages their errors)."""
+    dit = tiny(preconditioning="gated")
+    x, t, cond = inputs()
+    controls = VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(2), hold=True))
+    model = VfxModel(dit, controls)
+    plain = VfxModel(dit, VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(2))))
+    plain.controls.load_state_dict(controls.state_dict(), strict=False)
+    with torch.no_grad():
+        assert torch.equal(model(x, t, cond), plain(x, t, cond))
+        assert model.frame_hold(x, t, cond).abs().max() == 0
+    z0 = torch.zeros(2, 3, 8, 16, 16)
+    z0[:, :, :4] = torch.randn(2, 3, 4, 16, 16)
+    z0[:, :, 4:] = z0[:, :, 3:4]  # still from frame 4 on
+    opt = torch.optim.SGD(controls.hold.parameters(), lr=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        (model(x, t, cond) - z0).pow(2).mean().backward()
+        opt.step()
+    with torch.no_grad():
+        assert model.frame_hold(x, t, cond)[:, 5:].mean() > 0.01
+    assert ControlSpec.from_dict(controls.spec.to_dict()) == controls.spec
+    assert ControlSpec.from_dict({"temporal": "tokens", "mask_blocks": 2}).hold is False  # older adapters
+
+
+def test_hold_frames_keeps_the_previous_frame_where_h_is_one():
+    z = torch.randn(2, 3, 6, 4, 4)
+    h = torch.zeros(2, 6, 4, 4)
+    h[:, 3:] = 1.0
+    y = hold_frames(z, h)
+    assert torch.equal(y[:, :, :3], z[:, :, :3])
+    assert torch.equal(y[:, :, 3:], z[:, :, 2:3].expand(-1, -1, 3, -1, -1))  # frames 3… all keep frame 2
+    half = hold_frames(z, torch.full((2, 6, 4, 4), 0.5))
+    torch.testing.assert_close(half[:, :, 1], 0.5 * z[:, :, 0] + 0.5 * z[:, :, 1])
+    assert torch.equal(hold_frames(z, torch.zeros(2, 6, 4, 4)), z)
+
+
 def test_unknown_preconditioning_is_named():
     with pytest.raises(ValueError, match="preconditioning"):
         VideoDiT(preconditioning="v", **TINY)
@@ -213,10 +252,10 @@ def test_controllable_adapter_round_trip(tmp_path):
     dit.save_pretrained(str(tmp_path / "base"))
     base = load_base(tmp_path / "base")
     add_lora(base, "fx", rank=4)
-    controls = VfxControls(base, ControlSpec(ActiveVectorSpec(), MaskBranchSpec(1), skip_mix=True))
+    controls = VfxControls(base, ControlSpec(ActiveVectorSpec(), MaskBranchSpec(1), skip_mix=True, hold=True))
     with torch.no_grad():
         for n, p in list(base.named_parameters()) + list(controls.named_parameters()):
-            if "lora_B" in n or "mask_branch.out" in n or "active" in n or "skip_mix" in n:
+            if "lora_B" in n or "mask_branch.out" in n or "active" in n or "skip_mix" in n or "hold" in n:
                 p.normal_(0, 0.1)
     x, t, cond = inputs()
     want = VfxModel(base, controls)(x, t, cond)
@@ -354,3 +393,14 @@ def test_the_ideal_skip_mix_shares_one_input_from_the_requested_end_on():
     for b, end in enumerate((7, 4)):
         assert torch.equal(mixed[b, :, :end], x[b, :, :end])
         torch.testing.assert_close(mixed[b, :, end:], x[b, :, end:].mean(1, keepdim=True).expand(-1, 8 - end, -1, -1))
+
+
+def test_the_ideal_frame_hold_freezes_the_prediction_from_the_requested_end_on():
+    """``scripts/vfx_skip_mix.py``'s other bound: every frame after the end frame (7 and 4) equals it."""
+    from scripts.vfx_skip_mix import after_end_hold
+
+    z = torch.randn(2, 3, 8, 4, 4)
+    held = hold_frames(z, after_end_hold(torch.tensor([0.875, 0.5]), tuple(z.shape), fps=8.0))
+    for b, end in enumerate((7, 4)):
+        assert torch.equal(held[b, :, :end + 1], z[b, :, :end + 1])
+        assert torch.equal(held[b, :, end:], z[b, :, end:end + 1].expand(-1, 8 - end, -1, -1))

@@ -23,6 +23,16 @@
   the frames apart, not sharing — and timed no better (``docs/benchmarks/vfx_skip_mix_study.md``); even the
   ideal mix, written by hand, leaves the end late, as the network's own output reads each frame's noise
   too (``docs/benchmarks/vfx_skip_mix.md``).
+* ``FrameHold`` — not the paper's either: per pixel and frame a hold h ∈ [0, 1] from the last block's
+  tokens, applied to the prediction itself, ``y_f = h_f·y_{f−1} + (1 − h_f)·ẑ0_f`` (frame 0 is its own).
+  Where the object is still (before the start, after the end) a frame may keep the frame before it, so
+  the frames there stop carrying their own noise — in the skip *and* in the network's output, which
+  ``SkipFrameMix`` could not reach. It starts where holding helps: at init the gradient on h after the
+  end is (ẑ_{f−1} − ẑ_f)·(ẑ_f − z_f), which shrinks the frame's own error when the two frames' errors
+  differ, while the mix's uniform initial weights pulled every frame towards the whole clip.
+  h = clamp(a, 0, 1) with a from a zero-initialised layer: at init h = 0, the exact identity, and a
+  still gets a gradient (clamp passes it at 0). Learned, not imposed: the head decides from what the
+  network has read (timestamp tokens, mask, content) where and how much to hold.
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
   embedded by a zero-initialised linear map and added to the timestep embedding.
 
@@ -96,16 +106,18 @@ class ControlSpec:
     temporal: TemporalSpec = TimestampTokensSpec()
     mask: MaskBranchSpec | None = MaskBranchSpec()
     skip_mix: bool = False  # SkipFrameMix: the adapter may mix the skip input across frames
+    hold: bool = False  # FrameHold: the adapter may keep the previous frame's prediction, per pixel
 
     def to_dict(self) -> dict:
         name = next(k for k, v in TEMPORAL.items() if v == self.temporal)
-        return {"temporal": name, "mask_blocks": self.mask.blocks if self.mask else 0, "skip_mix": self.skip_mix}
+        return {"temporal": name, "mask_blocks": self.mask.blocks if self.mask else 0, "skip_mix": self.skip_mix,
+                "hold": self.hold}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ControlSpec":
         mb = int(d.get("mask_blocks", 0))
         return cls(TEMPORAL[d.get("temporal", "tokens")], MaskBranchSpec(mb) if mb else None,
-                   bool(d.get("skip_mix", False)))
+                   bool(d.get("skip_mix", False)), bool(d.get("hold", False)))
 
 
 class MaskBranch(nn.Module):
@@ -178,6 +190,29 @@ def mix_frames(x: torch.Tensor, weights: torch.Tensor, strength: torch.Tensor) -
     return x + strength[:, None] * (mixed - x)
 
 
+class FrameHold(nn.Module):
+    """Per pixel and frame, the share h of the previous frame's prediction to keep, from the last block's tokens."""
+
+    def __init__(self, base: VideoDiT):
+        super().__init__()
+        self.patch = base.patch
+        self.head = FinalLayer(base.config.hidden_size, self.patch[0] * self.patch[1] * self.patch[2], 1)  # zero: h = 0
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """Tokens (B, N, D), conditioning (B, D), latent shape (B, C, T, H, W) → h (B, T, H, W) in [0, 1]."""
+        grid = tuple(n // p for n, p in zip(shape[2:], self.patch))
+        return unpatchify_3d(self.head(h, c), self.patch, grid, 1).float()[:, 0].clamp(0, 1)
+
+
+def hold_frames(z: torch.Tensor, hold: torch.Tensor) -> torch.Tensor:
+    """z (B, C, T, H, W), h (B, T, H, W) → y with y_0 = z_0 and y_f = h_f·y_{f−1} + (1 − h_f)·z_f; h = 0 returns z."""
+    frames = [z[:, :, 0]]
+    for f in range(1, z.shape[2]):
+        h = hold[:, None, f]  # (B, 1, H, W)
+        frames.append(h * frames[-1] + (1 - h) * z[:, :, f])
+    return torch.stack(frames, 2)
+
+
 class ActiveFrameEmbed(nn.Module):
     def __init__(self, frames: int, hidden: int):
         super().__init__()
@@ -211,8 +246,8 @@ class FramePhaseEmbed(nn.Module):
 
 
 class VfxControls(nn.Module):
-    """The non-LoRA part of a controllable adapter: mask branch + temporal control (+ the skip's frame mix,
-    which ``VfxModel`` applies after the network; ``forward`` gives the network's inputs only)."""
+    """The non-LoRA part of a controllable adapter: mask branch + temporal control (+ the skip's frame mix and
+    the frame hold, which ``VfxModel`` applies after the network; ``forward`` gives the network's inputs only)."""
 
     def __init__(self, base: VideoDiT, spec: ControlSpec, fps: float = 8.0):
         super().__init__()
@@ -224,6 +259,7 @@ class VfxControls(nn.Module):
                        if isinstance(spec.temporal, ActiveVectorSpec) else None)
         self.phase = FramePhaseEmbed(base) if isinstance(spec.temporal, FramePhaseSpec) else None
         self.skip_mix = SkipFrameMix(base) if spec.skip_mix else None
+        self.hold = FrameHold(base) if spec.hold else None
 
     def forward(self, mask: torch.Tensor | None, start_s: torch.Tensor | None,
                 end_s: torch.Tensor | None, shape: tuple[int, ...] | None = None) -> dict:

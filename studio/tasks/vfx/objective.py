@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from studio.diffusion import NoiseSpec, add_noise, mixed_noise
-from studio.tasks.vfx.controls import VfxControls, mix_frames
+from studio.tasks.vfx.controls import VfxControls, hold_frames, mix_frames
 from studio.tasks.vfx.model import VideoDiT
 
 NOISE = NoiseSpec(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
@@ -85,6 +85,7 @@ class VfxModel(nn.Module):
 
     An adapter with ``skip_mix`` (``controls.SkipFrameMix``) replaces the skip input x_t by its own mix of
     the frames at each pixel, under any of the skips above (``x`` has none, so there it does nothing).
+    An adapter with ``hold`` (``controls.FrameHold``) lets each frame of ẑ0 keep the previous frame's, per pixel.
 
     σ_d must be the data's real std: with σ_d = 0.5 the EDM skip injected noise the network then
     had to learn to cancel, and the loss sat above "predict 0" for 50 steps.
@@ -103,18 +104,21 @@ class VfxModel(nn.Module):
         """The raw network output F (with the gate channel(s) last for a gated base)."""
         return self._run(x, t, cond)[0]
 
-    def _run(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> tuple[torch.Tensor, tuple | None]:
-        """F, and the skip's frame mix (weights, strength) when the adapter has one (else None)."""
-        extra, mixer = {}, None
+    def _run(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> tuple:
+        """F, the skip's frame mix (weights, strength) and the frame hold h — each None when the adapter lacks it."""
+        extra, mixer, holder = {}, None, None
         if self.controls is not None:
             extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"), tuple(x.shape))
-            mixer = self.controls.skip_mix
+            mixer, holder = self.controls.skip_mix, self.controls.hold
+        hidden = mixer is not None or holder is not None
         out = self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"],
-                       return_hidden=mixer is not None, **extra)
-        if mixer is None:
-            return out.float(), None
+                       return_hidden=hidden, **extra)
+        if not hidden:
+            return out.float(), None, None
         f, h, c = out
-        return f.float(), mixer(h, c, tuple(x.shape))
+        shape = tuple(x.shape)
+        return (f.float(), None if mixer is None else mixer(h, c, shape),
+                None if holder is None else holder(h, c, shape))
 
     def skip_gate(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor | None:
         """The per-pixel skip gate (B, T, H, W) on each frame's own noisy input (1 = it passes) of a
@@ -128,8 +132,17 @@ class VfxModel(nn.Module):
         or None without ``skip_mix``."""
         return self._run(x, t, cond)[1]
 
+    def frame_hold(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor | None:
+        """The adapter's frame hold h (B, T, H, W) (1 = the frame keeps the previous one), or None without ``hold``."""
+        return self._run(x, t, cond)[2]
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
-        f, mix = self._run(x, t, cond)
+        f, mix, hold = self._run(x, t, cond)
+        z0 = self._z0(x, t, f, mix)
+        return z0 if hold is None else hold_frames(z0, hold)
+
+    def _z0(self, x: torch.Tensor, t: torch.Tensor, f: torch.Tensor, mix: tuple | None) -> torch.Tensor:
+        """ẑ0 from the network output F under the base's preconditioning (the skip mixed first, if any)."""
         if self.preconditioning == "x":
             return self.sigma_data * f
         ac = self.alphas_cumprod[t.long()].view(-1, 1, 1, 1, 1)  # (B, 1, 1, 1, 1)

@@ -57,6 +57,8 @@ class LoraSection(Section):
     after_end_loss_weight: float = Field(0.0, ge=0, description="Extra weight on the object's frames after the end.")
     skip_mix: bool = Field(False, description="The adapter may mix the skip input across frames (SkipFrameMix), "
                            "so frames that should agree — after the effect's end — share their skip.")
+    hold: bool = Field(False, description="The adapter may keep, per pixel, the previous frame's prediction "
+                       "(FrameHold), so the object can hold still where the effect has not begun or has ended.")
     train_base: bool = Field(False, description="Also train every base weight (full fine-tune with the controls); "
                              "the tuned base is exported to <export_dir>/base, the adapter is tied to it.")
 
@@ -191,7 +193,7 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     dit = load_base(lc.base)
     add_lora(dit, lc.name, rank=lc.rank, alpha=lc.alpha, targets=lc.targets)
     spec = ControlSpec(TEMPORAL[lc.temporal], MaskBranchSpec(lc.mask_blocks) if lc.mask_blocks else None,
-                       lc.skip_mix)
+                       lc.skip_mix, lc.hold)
     controls = VfxControls(dit, spec)
     if lc.train_base:
         for name, p in dit.named_parameters():

@@ -33,6 +33,11 @@
   h = clamp(a, 0, 1) with a from a zero-initialised layer: at init h = 0, the exact identity, and a
   still gets a gradient (clamp passes it at 0). Learned, not imposed: the head decides from what the
   network has read (timestamp tokens, mask, content) where and how much to hold.
+  Measured: the clamp passes no gradient below 0, and trained on the frame loss alone 75–92% of the object's
+  pixels sat at h = 0 at t ≤ 100 (that adapter, not shipped, held 0.05 after the end and 0.06 during the
+  effect: ``docs/benchmarks/vfx_frame_hold_study.md``). A straight-through gradient (with the motion loss
+  μ 1) diverged within 400 steps — the gradient norm went from 0.1 to hundreds and the frame loss from 0.03
+  to 0.2 — so the clamp stays.
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
   embedded by a zero-initialised linear map and added to the timestep embedding.
 

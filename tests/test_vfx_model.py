@@ -337,6 +337,31 @@ def test_motion_loss_sees_flicker_but_not_a_steady_offset():
     assert float(flicker_loss) == pytest.approx(1.25) and float(steady_loss) == pytest.approx(0.25)
 
 
+def test_hold_loss_teaches_the_hold_the_true_clips_still_map():
+    """ν·(a − s)²: s = 1 on transitions where the true clip does not change, 0 where it does; the loss is
+    zero for a hold that equals s and reaches the hold head's weights."""
+    from studio.diffusion import scheduler_from_spec
+    from studio.tasks.vfx.objective import NOISE, Objective, still_map
+
+    z0 = torch.zeros(1, 3, 5, 4, 4)
+    z0[:, :, 2:, :2] = 1.0  # the top half changes at frame 2, then holds
+    s = still_map(z0)
+    assert s.shape == (1, 1, 4, 4, 4)
+    assert s[0, 0, 1, :2].eq(0).all() and s[0, 0, [0, 2, 3], :2].eq(1).all() and s[0, 0, :, 2:].eq(1).all()
+
+    dit = tiny(preconditioning="gated")
+    model = VfxModel(dit, VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(2), hold=True)))
+    frames = torch.zeros(1, 8, 16, 16, 3, dtype=torch.uint8)
+    frames[:, 3:, :8] = 200  # changes at frame 3, still before and after
+    batch = {"frames": frames, "ref_mask": torch.zeros(1, 16, 16, dtype=torch.bool), "prompt": ["x"],
+             "start_s": torch.tensor([0.25]), "end_s": torch.tensor([0.5])}
+    objective = Objective(scheduler_from_spec("ddpm", NOISE), Text(), hold_weight=1.0)
+    loss, logs = objective(model, batch)
+    assert logs["hold_loss"] > 0.5  # a = 0 where most transitions are still
+    loss.backward()
+    assert model.controls.hold.head.linear.weight.grad.abs().sum() > 0
+
+
 def test_after_end_weight_counts_the_object_after_its_end_more():
     """``after_end_weight`` weighs the object's frames from the annotated end on (end_s · fps, rounded)."""
     from studio.diffusion import scheduler_from_spec

@@ -37,7 +37,8 @@
   pixels sat at h = 0 at t ≤ 100 (that adapter, not shipped, held 0.05 after the end and 0.06 during the
   effect: ``docs/benchmarks/vfx_frame_hold_study.md``). A straight-through gradient (with the motion loss
   μ 1) diverged within 400 steps — the gradient norm went from 0.1 to hundreds and the frame loss from 0.03
-  to 0.2 — so the clamp stays.
+  to 0.2 — so the clamp stays. ``[lora] hold_loss_weight`` ν supervises a itself instead (no dead zone):
+  (a − s)² with s = 1 where the true clip does not change from the frame before, 0 where it does.
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
   embedded by a zero-initialised linear map and added to the timestep embedding.
 
@@ -204,13 +205,16 @@ class FrameHold(nn.Module):
         self.head = FinalLayer(base.config.hidden_size, self.patch[0] * self.patch[1] * self.patch[2], 1)  # zero: h = 0
 
     def forward(self, h: torch.Tensor, c: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        """Tokens (B, N, D), conditioning (B, D), latent shape (B, C, T, H, W) → h (B, T, H, W) in [0, 1]."""
+        """Tokens (B, N, D), conditioning (B, D), latent shape (B, C, T, H, W) → the raw hold a (B, T, H, W);
+        the hold used is h = clamp(a, 0, 1) (``hold_frames``), and a supervised hold loss reads a itself."""
         grid = tuple(n // p for n, p in zip(shape[2:], self.patch))
-        return unpatchify_3d(self.head(h, c), self.patch, grid, 1).float()[:, 0].clamp(0, 1)
+        return unpatchify_3d(self.head(h, c), self.patch, grid, 1).float()[:, 0]
 
 
 def hold_frames(z: torch.Tensor, hold: torch.Tensor) -> torch.Tensor:
-    """z (B, C, T, H, W), h (B, T, H, W) → y with y_0 = z_0 and y_f = h_f·y_{f−1} + (1 − h_f)·z_f; h = 0 returns z."""
+    """z (B, C, T, H, W), raw hold (B, T, H, W) → y with y_0 = z_0 and y_f = h_f·y_{f−1} + (1 − h_f)·z_f,
+    h = clamp(hold, 0, 1); h = 0 returns z."""
+    hold = hold.clamp(0, 1)
     frames = [z[:, :, 0]]
     for f in range(1, z.shape[2]):
         h = hold[:, None, f]  # (B, 1, H, W)

@@ -134,12 +134,17 @@ class VfxModel(nn.Module):
 
     def frame_hold(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor | None:
         """The adapter's frame hold h (B, T, H, W) (1 = the frame keeps the previous one), or None without ``hold``."""
-        return self._run(x, t, cond)[2]
+        hold = self._run(x, t, cond)[2]
+        return None if hold is None else hold.clamp(0, 1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
+        return self.predict(x, t, cond)[0]
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ẑ0, and the raw frame hold a (B, T, H, W) it was held with (None without ``hold``)."""
         f, mix, hold = self._run(x, t, cond)
         z0 = self._z0(x, t, f, mix)
-        return z0 if hold is None else hold_frames(z0, hold)
+        return (z0, None) if hold is None else (hold_frames(z0, hold), hold)
 
     def _z0(self, x: torch.Tensor, t: torch.Tensor, f: torch.Tensor, mix: tuple | None) -> torch.Tensor:
         """ẑ0 from the network output F under the base's preconditioning (the skip mixed first, if any)."""
@@ -183,6 +188,10 @@ class Objective:
     uncertain (where the fragments land), so this term teaches the end — and that the picture does
     not jump between temporal tokens — more directly than the frame error (``docs/benchmarks/vfx.md``,
     "motion after the end").
+
+    ``hold_weight`` ν (an adapter with ``hold``) adds ``(a − s)²`` on the raw frame hold, s = ``still_map``
+    of the true clip, weighted like the frame error: where the clip is still the hold is taught to keep the
+    frame before, where it changes to let go.
     """
 
     scheduler: Any  # a diffusers scheduler holding ᾱ (DDPM)
@@ -194,6 +203,7 @@ class Objective:
     motion_weight: float = 0.0  # μ: weight of the temporal-difference (frame-to-frame change) error
     after_end_weight: float = 0.0  # extra weight on the object's frames from the true end on
     fps: float = 8.0  # frames per second of the clips (end_s → end frame)
+    hold_weight: float = 0.0  # ν: supervise the raw frame hold a towards the truth's still map (a ``hold`` adapter)
 
     def __call__(self, model: VfxModel, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
@@ -206,18 +216,27 @@ class Objective:
         rho = getattr(model, "noise_correlation", 0.0)  # the base's frame noise correlation
         noise = mixed_noise(z0.shape, rho, dim=2, device=device)  # (B, C, T, H, W)
         zt = add_noise(self.scheduler, z0, noise, t)
-        out = model(zt, t, cond)
+        out, hold = model.predict(zt, t, cond) if hasattr(model, "predict") else (model(zt, t, cond), None)
         diff = out.float() - z0
         obj = ref_mask_video(batch["ref_mask"].to(device), z0.shape[2])  # (B, 1, T, H, W)
         w = 1.0 + self.mask_weight * obj
         if self.after_end_weight:
             w = w + self.after_end_weight * obj * after_end(batch["end_s"].to(device), z0.shape[2], self.fps)
         frame = weighted_mean(diff.pow(2), w)
-        if not self.motion_weight:
-            return frame, {}
-        motion = weighted_mean(diff.diff(dim=2).pow(2), w[:, :, 1:])  # Δẑ0 − Δz0 = Δ(ẑ0 − z0)
-        loss = frame + self.motion_weight * motion
-        return loss, {"frame_loss": frame.item(), "motion_loss": motion.item()}
+        loss, logs = frame, {}
+        if self.motion_weight:
+            motion = weighted_mean(diff.diff(dim=2).pow(2), w[:, :, 1:])  # Δẑ0 − Δz0 = Δ(ẑ0 − z0)
+            loss, logs = loss + self.motion_weight * motion, {**logs, "motion_loss": motion.item()}
+        if self.hold_weight and hold is not None:
+            held = weighted_mean((hold[:, None, 1:] - still_map(z0)).pow(2), w[:, :, 1:])
+            loss, logs = loss + self.hold_weight * held, {**logs, "hold_loss": held.item()}
+        return loss, ({"frame_loss": frame.item(), **logs} if logs else {})
+
+
+def still_map(z0: torch.Tensor, tol: float = 0.5 * LATENT_SCALE * 2 / 255) -> torch.Tensor:
+    """(B, C, T, H, W) true latent → (B, 1, T−1, H, W): 1 where frame f equals frame f−1 (within half a grey
+    level, every channel), 0 where it changes — the hold a still clip calls for."""
+    return (z0.diff(dim=2).abs().amax(1, keepdim=True) < tol).float()
 
 
 def after_end(end_s: torch.Tensor, frames: int, fps: float) -> torch.Tensor:

@@ -59,6 +59,8 @@ class LoraSection(Section):
                            "so frames that should agree — after the effect's end — share their skip.")
     hold: bool = Field(False, description="The adapter may keep, per pixel, the previous frame's prediction "
                        "(FrameHold), so the object can hold still where the effect has not begun or has ended.")
+    hold_loss_weight: float = Field(0.0, ge=0, description="ν: supervise the frame hold towards the true clip's "
+                                    "still map (1 where a frame equals the one before) — needs hold = true.")
     train_base: bool = Field(False, description="Also train every base weight (full fine-tune with the controls); "
                              "the tuned base is exported to <export_dir>/base, the adapter is tied to it.")
 
@@ -203,13 +205,14 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=spec.mask is not None,
                           use_time=lc.temporal != "none", mask_weight=lc.mask_loss_weight,
                           caption_dropout=lc.caption_dropout, motion_weight=lc.motion_loss_weight,
-                          after_end_weight=lc.after_end_loss_weight)
+                          after_end_weight=lc.after_end_loss_weight, hold_weight=lc.hold_loss_weight)
     result = _trainer(VfxModel(dit, controls), objective, dataset, cfg).train()
     record = {"steps": result.step, "final_loss": result.loss, "train_seconds": round(time.time() - t0, 1),
               "dataset": dataset_id(cfg, len(dataset)), "controls": spec.to_dict(), "effects": list(dataset.names),
               "mask_loss_weight": lc.mask_loss_weight, "caption_dropout": lc.caption_dropout,
               "motion_loss_weight": lc.motion_loss_weight,
-              "after_end_loss_weight": lc.after_end_loss_weight, "train_base": lc.train_base,
+              "after_end_loss_weight": lc.after_end_loss_weight, "hold_loss_weight": lc.hold_loss_weight,
+              "train_base": lc.train_base,
               "loss_curve": LOSS_CURVE if result.loss_curve else None}
     if cfg.export_dir is not None:
         from studio.tasks.vfx.pipeline import save_controllable_adapter

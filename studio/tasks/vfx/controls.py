@@ -39,6 +39,9 @@
   μ 1) diverged within 400 steps — the gradient norm went from 0.1 to hundreds and the frame loss from 0.03
   to 0.2 — so the clamp stays. ``[lora] hold_loss_weight`` ν supervises a itself instead (no dead zone):
   (a − s)² with s = 1 where the true clip does not change from the frame before, 0 where it does.
+  Measured (ν 0.1, 2000 steps, validation clips): it holds 0.99 before the start, 0.40 during the effect and
+  0.82 after the end, and the end is read on time (+0.07 frames, T-IoU 0.834 vs 0.651 without the hold);
+  shipped beside the default as ``adapters/vfx-mixed-hold``.
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
   embedded by a zero-initialised linear map and added to the timestep embedding.
 

@@ -57,6 +57,7 @@ ABLATION = [
     Variant("small base: temporal = timestep-embedding 'effect active' vector", ("vfx-abl-active",), base=SMALL),
     Variant("small base: temporal = none", ("vfx-abl-notime",), base=SMALL),
     Variant("small base: no mask branch", ("vfx-abl-nomask",), base=SMALL),
+    Variant("mixed LoRA + frame hold supervised by the still map (vfx-mixed-hold, 2000 steps)", ("vfx-mixed-hold",)),
     Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False),
     Variant("shipped adapter, prompt guidance 3", ("vfx-mixed",), guidance=3.0),
     Variant("shipped adapter, starting noise shared across frames (ρ 0.99)", ("vfx-mixed",), frame_noise=0.99),

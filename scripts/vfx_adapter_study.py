@@ -157,9 +157,8 @@ def frame_hold_phases(pipe, noised) -> tuple[float, float, float]:
     with torch.no_grad():
         h = pipe.model.frame_hold(xt, tt, cond)
     if h is None:
-        return float("nan"), float("nan"), float("nan")
+        return nan, nan, nan
     h = h.numpy()
-
     before = float(np.mean([h[i, 1:c.start][:, effect_region(c.mask)].mean() for i, c in enumerate(clips) if c.start > 1]))
     during = float(np.mean([h[i, c.start + 1:c.end + 1][:, effect_region(c.mask)].mean() for i, c in enumerate(clips)
                             if c.end > c.start]))
@@ -224,7 +223,7 @@ def study(base: str, variants: list[tuple[str, str]], per_effect: int = 4, seed:
         sens, floor, gate, mix, hold = (nan, nan), 0.0, (nan, nan), (nan, nan), (nan, nan, nan)
         if adapter:
             pipe = VfxPipeline.load(on, ((adapter, 1.0),))
-            noised = noised_truth(pipe, 100, seed=seed)  # the true clips at t = 100, once for the three readings
+            noised = noised_truth(pipe, 100, seed=seed)  # the true clips at t = 100, once for the four readings
             sens, floor = time_sensitivity(pipe, seed=seed), denoised_truth_after_end(pipe, noised)
             gate, mix = skip_gate(pipe, noised), frame_mix_after_end(pipe, noised)
             hold = frame_hold_phases(pipe, noised)

@@ -139,3 +139,13 @@ def test_train_base_exports_the_tuned_base_the_adapter_is_tied_to(tiny_base):
     assert pipe.has_mask_branch
     with pytest.raises(AdapterBaseMismatch):
         VfxPipeline.load(root / "base", ((str(root / "fx_full"), 1.0),))
+
+
+def test_a_hold_loss_without_a_hold_is_refused_naming_the_field():
+    from pydantic import ValidationError
+
+    from studio.tasks.vfx.train import LoraSection
+
+    with pytest.raises(ValidationError, match="hold_loss_weight"):
+        LoraSection(hold_loss_weight=0.1)
+    assert LoraSection(hold=True, hold_loss_weight=0.1).hold_loss_weight == 0.1

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from studio.train.config import Section, TrainConfig, load_config
 
@@ -63,6 +63,12 @@ class LoraSection(Section):
                                     "still map (1 where a frame equals the one before) — needs hold = true.")
     train_base: bool = Field(False, description="Also train every base weight (full fine-tune with the controls); "
                              "the tuned base is exported to <export_dir>/base, the adapter is tied to it.")
+
+    @model_validator(mode="after")
+    def _hold_loss_needs_a_hold(self) -> "LoraSection":
+        if self.hold_loss_weight and not self.hold:
+            raise ValueError("hold_loss_weight: needs hold = true (without a frame hold there is nothing to supervise)")
+        return self
 
 
 class VfxTrainConfig(TrainConfig):

@@ -111,21 +111,35 @@ def reconstruct(pipe, noised) -> tuple[list, np.ndarray]:
     return clips, to_uint8(video).numpy()
 
 
+PHASES = {"before": lambda c: (1, c.start), "during": lambda c: (c.start + 1, c.end + 1), "after": lambda c: (c.end + 1, None)}
+
+
+def inside_object(values: np.ndarray, clips, phase: str) -> float:
+    """Mean of per-pixel ``values`` (B, T, H, W) inside each clip's object over the frames of ``phase``: before
+    the true start (frames 1 … start−1), while the effect is on (start+1 … end) or after the true end (end+1 …);
+    clips with no such frame are left out."""
+    from studio.tasks.vfx.metrics import effect_region
+
+    means = []
+    for v, c in zip(values, clips):
+        lo, hi = PHASES[phase](c)
+        frames = v[lo:hi]
+        if len(frames):
+            means.append(frames[:, effect_region(c.mask)].mean())
+    return float(np.mean(means))
+
+
 def skip_gate(pipe, noised) -> tuple[float, float]:
     """Mean skip gate inside the object before the true start and after the true end, on the true
     clips noised by ``noised_truth`` (a gated base; NaN otherwise). An open gate (→ 1) passes the noisy
     input into ẑ0 — and with it the part of the noise that differs from frame to frame."""
-    from studio.tasks.vfx.metrics import effect_region
-
     clips, cond, xt, tt = noised
     with torch.no_grad():
         g = pipe.model.skip_gate(xt, tt, cond)
     if g is None:
         return float("nan"), float("nan")
     g = g.numpy()
-    before = [g[i, 1:c.start][:, effect_region(c.mask)].mean() for i, c in enumerate(clips) if c.start > 1]
-    after = [g[i, c.end + 1:][:, effect_region(c.mask)].mean() for i, c in enumerate(clips) if c.end + 1 < len(g[i])]
-    return float(np.mean(before)), float(np.mean(after))
+    return inside_object(g, clips, "before"), inside_object(g, clips, "after")
 
 
 def frame_mix_after_end(pipe, noised) -> tuple[float, float]:
@@ -142,29 +156,21 @@ def frame_mix_after_end(pipe, noised) -> tuple[float, float]:
         return float("nan"), float("nan")
     w, a = (m.numpy() for m in mix)
     kept = [(i, c) for i, c in enumerate(clips) if c.end + 1 < w.shape[1]]
-    strength = [a[i, c.end + 1:][:, effect_region(c.mask)].mean() for i, c in kept]
     share = [w[i, c.end + 1:, c.end + 1:].sum(1)[:, effect_region(c.mask)].mean() for i, c in kept]
-    return float(np.mean(strength)), float(np.mean(share))
+    return inside_object(a, clips, "after"), float(np.mean(share))
 
 
 def frame_hold_phases(pipe, noised) -> tuple[float, float, float]:
     """On the true clips noised by ``noised_truth``, inside the object: the mean frame hold h of an adapter with
     ``hold`` before the true start, while the effect is on, and after the true end (NaN without it). h_f → 1 = frame
     f keeps frame f−1's prediction: the right thing where the truth is still, the wrong one while it moves."""
-    from studio.tasks.vfx.metrics import effect_region
-
     clips, cond, xt, tt = noised
     with torch.no_grad():
         h = pipe.model.frame_hold(xt, tt, cond)
     if h is None:
         return nan, nan, nan
     h = h.numpy()
-    before = float(np.mean([h[i, 1:c.start][:, effect_region(c.mask)].mean() for i, c in enumerate(clips) if c.start > 1]))
-    during = float(np.mean([h[i, c.start + 1:c.end + 1][:, effect_region(c.mask)].mean() for i, c in enumerate(clips)
-                            if c.end > c.start]))
-    after = float(np.mean([h[i, c.end + 1:][:, effect_region(c.mask)].mean() for i, c in enumerate(clips)
-                           if c.end + 1 < h.shape[1]]))
-    return before, during, after
+    return tuple(inside_object(h, clips, phase) for phase in ("before", "during", "after"))
 
 
 def denoised_truth_after_end(pipe, noised) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from studio.tasks.vfx.evaluate import VALIDATION_SEED
-from studio.tasks.vfx.objective import VfxModel
+from studio.tasks.vfx.objective import VfxModel, after_end
 
 KEYS = ("t_iou", "frame_error_pct", "end_bias", "after_end_motion", "mask_precision", "effect_accuracy")
 
@@ -39,7 +39,7 @@ def after_end_mean(x: torch.Tensor, end_s: torch.Tensor, fps: float) -> tuple[to
     """The ideal frame mix: frames from the requested end on take their mean, the rest themselves
     → (weights (B, T, T, H, W), strength (B, T, H, W))."""
     B, _, T, H, W = x.shape
-    after = torch.arange(T, device=x.device)[None] >= (end_s.float()[:, None] * fps).round()  # (B, T)
+    after = after_end(end_s, T, fps)[:, 0, :, 0, 0].bool()  # (B, T): the end frame and every later one
     both = (after[:, :, None] & after[:, None, :]).float()
     w = torch.where(after[:, :, None], both / after.sum(1).clamp(min=1)[:, None, None], torch.eye(T)[None])
     return w[..., None, None].expand(B, T, T, H, W), torch.ones(B, T, H, W)
@@ -57,8 +57,9 @@ def after_end_hold(end_s: torch.Tensor, shape: tuple[int, ...], fps: float) -> t
     """The ideal frame hold for a latent of ``shape`` (B, C, T, H, W): h = 1 on every frame after the requested end
     frame (each keeps the one before, so all equal the end frame), 0 elsewhere → (B, T, H, W)."""
     B, _, T, H, W = shape
-    later = torch.arange(T)[None] > (end_s.float()[:, None] * fps).round()  # (B, T)
-    return later.float()[:, :, None, None].expand(B, T, H, W)
+    after = after_end(end_s, T, fps)[:, 0, :, 0, 0]  # (B, T): the end frame and every later one
+    later = torch.cat([torch.zeros_like(after[:, :1]), after[:, :-1]], 1)  # frame f > end ⇔ frame f − 1 ≥ end
+    return later[:, :, None, None].expand(B, T, H, W)
 
 
 class IdealHold(VfxModel):

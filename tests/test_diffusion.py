@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from studio.diffusion import (SAMPLERS, GaussianTerms, KDWeights, add_noise, diffusion_loss, guided_eps,
-                              hybrid_kd_terms, make_scheduler, sample, vlb_term)
+from studio.diffusion import (SAMPLERS, GaussianTerms, KDWeights, add_noise, concat_cond, diffusion_loss,
+                              guided_eps, hybrid_kd_terms, make_scheduler, sample, vlb_term)
 
 MU, S = 0.6, 0.2  # data ~ N(MU, S²) per dimension
 
@@ -77,6 +77,14 @@ def test_guidance_combines_cond_and_uncond_in_one_batch():
     assert calls == [6]
     assert torch.allclose(out, torch.full((3, 1), 0.5 + 4.0 * (2.0 - 0.5)))
     assert torch.allclose(guided_eps(fn, x, t, cond, uncond, guidance=1.0), torch.full((3, 1), 2.0))
+
+
+def test_conditionings_with_per_sample_labels_batch_by_concatenation():
+    a = {"c": torch.ones(2), "label": ["explode", "spin"], "pair": (torch.zeros(2), torch.ones(2))}
+    b = {"c": torch.zeros(2), "label": ["", ""], "pair": (torch.ones(2), torch.zeros(2))}
+    both = concat_cond(a, b)
+    assert both["label"] == ["explode", "spin", "", ""] and both["c"].tolist() == [1, 1, 0, 0]
+    assert both["pair"][0].tolist() == [0, 0, 1, 1]
 
 
 def test_add_noise_matches_diffusers():

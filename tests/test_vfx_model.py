@@ -156,6 +156,52 @@ def test_frame_hold_is_an_exact_identity_at_init_and_starts_holding_still_frames
     assert ControlSpec.from_dict({"temporal": "tokens", "mask_blocks": 2}).hold is False  # older adapters
 
 
+def test_effect_label_is_an_exact_identity_at_init_and_then_names_the_effect():
+    """At init every row of the effect table is 0 (the plain adapter exactly); trained, two effect names give
+    two predictions, and a name outside the vocabulary (or none) reads the null row, like the empty one."""
+    dit = tiny()
+    x, t, cond = inputs()
+    controls = VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(2), effects=("explode", "spin")))
+    model = VfxModel(dit, controls)
+    plain = VfxModel(dit, VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(2))))
+    plain.controls.load_state_dict(controls.state_dict(), strict=False)
+    named = lambda *names: {**cond, "effect": list(names)}  # noqa: E731
+    with torch.no_grad():
+        assert torch.equal(model(x, t, named("explode", "spin")), plain(x, t, cond))
+        controls.effect.table.weight.normal_(0, 0.5)
+        explode, spin = model(x, t, named("explode", "explode")), model(x, t, named("spin", "spin"))
+        assert (explode - spin).abs().mean() > 1e-3
+        assert torch.equal(model(x, t, named("melt", "")), model(x, t, named("", "")))
+        assert torch.equal(model(x, t, cond), model(x, t, named("", "")))  # no names given: the null row
+    assert ControlSpec.from_dict(controls.spec.to_dict()) == controls.spec
+    assert ControlSpec.from_dict({"temporal": "tokens", "mask_blocks": 2}).effects == ()  # older adapters
+
+
+def test_caption_dropout_drops_the_effect_name_with_the_prompt():
+    """The unguided branch guidance steers from has neither the prompt nor the effect's name."""
+    from studio.diffusion import scheduler_from_spec
+    from studio.tasks.vfx.objective import NOISE, Objective
+
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, zt, t, cond):
+            seen.append(cond["effect"])
+            return zt * self.p
+
+    batch = {"frames": torch.zeros(64, 4, 8, 8, 3, dtype=torch.uint8), "ref_mask": torch.zeros(64, 8, 8, dtype=torch.bool),
+             "prompt": ["the red square explodes"] * 64, "effect_name": ["explode"] * 64,
+             "start_s": torch.full((64,), 0.1), "end_s": torch.full((64,), 0.4)}
+    torch.manual_seed(0)
+    Objective(scheduler_from_spec("ddpm", NOISE), Text(), use_mask=False, caption_dropout=0.5)(Spy(), batch)
+    assert 10 < seen[0].count("") < 54 and set(seen[0]) == {"", "explode"}
+    assert batch["effect_name"] == ["explode"] * 64  # the caller's batch is left as it was
+
+
 def test_hold_frames_keeps_the_previous_frame_where_h_is_one():
     z = torch.randn(2, 3, 6, 4, 4)
     h = torch.zeros(2, 6, 4, 4)
@@ -252,12 +298,14 @@ def test_controllable_adapter_round_trip(tmp_path):
     dit.save_pretrained(str(tmp_path / "base"))
     base = load_base(tmp_path / "base")
     add_lora(base, "fx", rank=4)
-    controls = VfxControls(base, ControlSpec(ActiveVectorSpec(), MaskBranchSpec(1), skip_mix=True, hold=True))
+    controls = VfxControls(base, ControlSpec(ActiveVectorSpec(), MaskBranchSpec(1), skip_mix=True, hold=True,
+                                             effects=("explode", "spin")))
     with torch.no_grad():
         for n, p in list(base.named_parameters()) + list(controls.named_parameters()):
-            if "lora_B" in n or "mask_branch.out" in n or "active" in n or "skip_mix" in n or "hold" in n:
+            if any(k in n for k in ("lora_B", "mask_branch.out", "active", "skip_mix", "hold", "effect")):
                 p.normal_(0, 0.1)
     x, t, cond = inputs()
+    cond["effect"] = ["spin", "explode"]
     want = VfxModel(base, controls)(x, t, cond)
     save_controllable_adapter(base, controls, "fx", tmp_path / "fx", {"steps": 0})
     fresh = load_base(tmp_path / "base")

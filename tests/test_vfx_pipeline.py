@@ -81,10 +81,12 @@ def test_guidance_steers_from_the_empty_caption(library, monkeypatch):
     rng = np.random.default_rng(0)
     mask = np.zeros((32, 32), bool)
     mask[8:20, 8:20] = True
-    req = Request(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), "the red object explodes", mask, 0.25, 1.0)
+    req = Request(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), "the red object explodes", mask, 0.25, 1.0,
+                  "explode")
     cond, uncond = pipe._cond([req], 16, with_uncond=True)
     empty, _ = pipe._cond([Request(req.reference, "", mask, 0.25, 1.0)], 16)
     torch.testing.assert_close(uncond["pooled"], empty["pooled"])
+    assert cond["effect"] == ["explode"] and uncond["effect"] == empty["effect"] == [""]  # the name goes too
     for key in ("ref", "mask", "start_s", "end_s"):
         assert torch.equal(uncond[key], cond[key])
     clip = lambda w: pipe.generate([req], steps=2, generator=torch.Generator().manual_seed(0), guidance=w)  # noqa: E731

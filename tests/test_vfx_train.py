@@ -54,6 +54,7 @@ mask_blocks = 1
 caption_dropout = 0.5
 mask_loss_weight = 9.0
 motion_loss_weight = 1.0
+effect_label = true
 """
 
 
@@ -85,11 +86,14 @@ def test_controllable_lora_from_config(tiny_base):
     assert "loss_curve: loss_curve.png" in card and (tmp_path / "fx" / "loss_curve.png").is_file()
     pipe = VfxPipeline.load(tmp_path / "base", ((str(tmp_path / "fx"), 1.0),))
     assert pipe.has_mask_branch and pipe.model.noise_correlation == 0.9
+    assert pipe.model.controls.effect.names == ("explode", "melt")  # the effect label's vocabulary, saved
+    assert pipe.model.controls.effect.table.weight[:2].abs().sum() > 0  # trained off zero
     mask = np.zeros((32, 32), bool)
     mask[8:20, 8:20] = True
-    clip = pipe.generate([Request(np.full((32, 32, 3), 90, np.uint8), "the grey object explodes", mask, 0.25, 1.0)],
-                         steps=2, generator=torch.Generator().manual_seed(0), guidance=2.0)
-    assert clip.shape == (1, 16, 32, 32, 3)
+    reqs = [Request(np.full((32, 32, 3), 90, np.uint8), "the grey object explodes", mask, 0.25, 1.0, e)
+            for e in ("explode", "melt")]
+    clip = pipe.generate(reqs, steps=2, generator=torch.Generator().manual_seed(0), guidance=2.0)
+    assert clip.shape == (2, 16, 32, 32, 3)
 
 
 def test_lora_trains_on_an_open_vfx_folder(tiny_base):

@@ -15,11 +15,14 @@ StepCallback = Callable[[int, int, torch.Tensor], None]  # (step index, total st
 
 
 def concat_cond(a: Any, b: Any) -> Any:
-    """Stack two conditionings along the batch: tensors, dicts/tuples of tensors, or None."""
+    """Stack two conditionings along the batch: tensors, lists of strings (one per sample, e.g. labels),
+    dicts/tuples of these, or None."""
     if a is None and b is None:
         return None
     if isinstance(a, torch.Tensor):
         return torch.cat([a, b], 0)
+    if isinstance(a, list) and all(isinstance(x, str) for x in a + b):
+        return a + b
     if isinstance(a, dict):
         return {k: concat_cond(a[k], b[k]) for k in a}
     if isinstance(a, (tuple, list)):

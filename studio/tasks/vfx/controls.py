@@ -42,6 +42,13 @@
   Measured (ν 0.1, 2000 steps, validation clips): it holds 0.99 before the start, 0.40 during the effect and
   0.82 after the end, and the end is read on time (+0.07 frames, T-IoU 0.834 vs 0.651 without the hold);
   shipped beside the default as ``adapters/vfx-mixed-hold``.
+* ``EffectEmbed`` — not the paper's either: the effect's name (``--effect``) as a class label, a row of a
+  zero-initialised table added to the conditioning vector of every block, as DiT embeds its ImageNet class.
+  The paper trains one LoRA per effect and finds it names effects better than one mixed LoRA; this gives the
+  mixed adapter the same categorical signal beside the prompt. The table is the adapter's own effect
+  vocabulary (saved in ``controls.json``) plus a last, null row for an unknown name or the empty one (caption
+  dropout drops the name with the prompt, so guidance steers from the null row). At init every row is 0, the
+  exact identity.
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,
   embedded by a zero-initialised linear map and added to the timestep embedding.
 
@@ -116,17 +123,18 @@ class ControlSpec:
     mask: MaskBranchSpec | None = MaskBranchSpec()
     skip_mix: bool = False  # SkipFrameMix: the adapter may mix the skip input across frames
     hold: bool = False  # FrameHold: the adapter may keep the previous frame's prediction, per pixel
+    effects: tuple[str, ...] = ()  # EffectEmbed's vocabulary: the effect names it embeds; () = no effect label
 
     def to_dict(self) -> dict:
         name = next(k for k, v in TEMPORAL.items() if v == self.temporal)
         return {"temporal": name, "mask_blocks": self.mask.blocks if self.mask else 0, "skip_mix": self.skip_mix,
-                "hold": self.hold}
+                "hold": self.hold, "effects": list(self.effects)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ControlSpec":
         mb = int(d.get("mask_blocks", 0))
         return cls(TEMPORAL[d.get("temporal", "tokens")], MaskBranchSpec(mb) if mb else None,
-                   bool(d.get("skip_mix", False)), bool(d.get("hold", False)))
+                   bool(d.get("skip_mix", False)), bool(d.get("hold", False)), tuple(d.get("effects", ())))
 
 
 class MaskBranch(nn.Module):
@@ -225,6 +233,26 @@ def hold_frames(z: torch.Tensor, hold: torch.Tensor) -> torch.Tensor:
     return torch.stack(frames, 2)
 
 
+class EffectEmbed(nn.Module):
+    """Effect name → a row of a zero-initialised table (one per name + a null row), for the conditioning vector."""
+
+    def __init__(self, names: tuple[str, ...], hidden: int):
+        super().__init__()
+        self.names = tuple(names)
+        self.table = nn.Embedding(len(self.names) + 1, hidden)  # the last row: unknown or no effect
+        nn.init.zeros_(self.table.weight)
+
+    def index(self, names: list[str]) -> torch.Tensor:
+        """Names → rows; one not in the vocabulary (or "") → the null row."""
+        null = len(self.names)
+        return torch.tensor([self.names.index(n) if n in self.names else null for n in names],
+                            device=self.table.weight.device)
+
+    def forward(self, names: list[str]) -> torch.Tensor:
+        """B names → (B, D)."""
+        return self.table(self.index(names))
+
+
 class ActiveFrameEmbed(nn.Module):
     def __init__(self, frames: int, hidden: int):
         super().__init__()
@@ -272,19 +300,24 @@ class VfxControls(nn.Module):
         self.phase = FramePhaseEmbed(base) if isinstance(spec.temporal, FramePhaseSpec) else None
         self.skip_mix = SkipFrameMix(base) if spec.skip_mix else None
         self.hold = FrameHold(base) if spec.hold else None
+        self.effect = EffectEmbed(spec.effects, base.config.hidden_size) if spec.effects else None
 
     def forward(self, mask: torch.Tensor | None, start_s: torch.Tensor | None,
-                end_s: torch.Tensor | None, shape: tuple[int, ...] | None = None) -> dict:
+                end_s: torch.Tensor | None, shape: tuple[int, ...] | None = None,
+                effects: list[str] | None = None) -> dict:
         """Keyword arguments for ``VideoDiT.forward``: ``block_residuals``, ``time_tokens``, ``cond_extra``.
-        ``shape`` is the latent's (B, C, T, H, W) (needed by the frame-phase control only)."""
+        ``shape`` is the latent's (B, C, T, H, W) (needed by the frame-phase control only); ``effects`` the
+        clips' effect names (read by the effect label only; None = the null row for every clip)."""
         kw: dict = {}
+        if self.effect is not None and shape is not None:
+            kw["cond_extra"] = self.effect(effects if effects is not None else [""] * shape[0])
         if self.mask_branch is not None and mask is not None:
             kw["block_residuals"] = self.mask_branch(mask)
         if start_s is not None and end_s is not None:
             if self.timestamps is not None:
                 kw["time_tokens"] = self.timestamps(start_s, end_s)
             if self.active is not None:
-                kw["cond_extra"] = self.active(start_s, end_s, self.fps)
+                kw["cond_extra"] = kw.get("cond_extra", 0.0) + self.active(start_s, end_s, self.fps)
             if self.phase is not None:
                 if shape is None:
                     raise ValueError("frame_phase: the latent shape is needed to place the frame flags")

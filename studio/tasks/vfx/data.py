@@ -314,4 +314,5 @@ def training_item(c: Clip, names: tuple[str, ...]) -> dict[str, Any]:
     import torch
 
     return {"frames": torch.from_numpy(c.frames), "ref_mask": torch.from_numpy(c.mask[0]),
-            "start_s": c.start_s, "end_s": c.end_s, "prompt": c.prompt, "effect": names.index(c.effect)}
+            "start_s": c.start_s, "end_s": c.end_s, "prompt": c.prompt, "effect": names.index(c.effect),
+            "effect_name": c.effect}

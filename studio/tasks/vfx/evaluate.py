@@ -108,7 +108,7 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
     out: list[np.ndarray] = []
     for i in range(0, len(clips), batch):
         reqs = [Request(c.reference, c.prompt, c.mask[0] if variant.use_mask else None,
-                        c.start_s if variant.use_time else None, c.end_s if variant.use_time else None)
+                        c.start_s if variant.use_time else None, c.end_s if variant.use_time else None, c.effect)
                 for c in clips[i : i + batch]]
         out += list(pipe.generate(reqs, steps=steps, generator=g, guidance=variant.guidance,
                                   frame_noise=variant.frame_noise))

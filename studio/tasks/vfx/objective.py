@@ -108,7 +108,8 @@ class VfxModel(nn.Module):
         """F, the skip's frame mix (weights, strength) and the frame hold h — each None when the adapter lacks it."""
         extra, mixer, holder = {}, None, None
         if self.controls is not None:
-            extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"), tuple(x.shape))
+            extra = self.controls(cond.get("mask"), cond.get("start_s"), cond.get("end_s"), tuple(x.shape),
+                                  cond.get("effect"))
             mixer, holder = self.controls.skip_mix, self.controls.hold
         hidden = mixer is not None or holder is not None
         out = self.dit(x, t, cond["ref"], cond["context"], cond["context_mask"], cond["pooled"],
@@ -171,8 +172,9 @@ class VfxModel(nn.Module):
 class Objective:
     """z0-prediction MSE on the residual latent; ``objective(model, batch) -> (loss, logs)``.
 
-    ``caption_dropout`` replaces prompts by the empty caption (reference, mask and times stay), so
-    the model also learns the text-unconditional branch that classifier-free guidance steers from.
+    ``caption_dropout`` replaces prompts (and effect names, for an adapter with an effect label) by the empty
+    caption (reference, mask and times stay), so the model also learns the text-unconditional branch that
+    classifier-free guidance steers from.
 
     ``mask_weight`` λ weights the error inside the object's mask (every frame) by 1 + λ, the
     weights normalised to mean 1: the masked object is ~3% of the latent but carries most of what
@@ -207,9 +209,11 @@ class Objective:
 
     def __call__(self, model: VfxModel, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
-        if self.caption_dropout:
-            drop = torch.rand(len(batch["prompt"])) < self.caption_dropout
-            batch = {**batch, "prompt": ["" if d else p for p, d in zip(batch["prompt"], drop.tolist())]}
+        if self.caption_dropout:  # the prompt and the effect's name go together: the unguided branch has neither
+            drop = torch.rand(len(batch["prompt"])).lt(self.caption_dropout).tolist()
+            batch = {**batch, "prompt": ["" if d else p for p, d in zip(batch["prompt"], drop)]}
+            if "effect_name" in batch:
+                batch["effect_name"] = ["" if d else n for n, d in zip(batch["effect_name"], drop)]
         cond, z0 = make_cond(batch, self.text, device, self.use_mask, self.use_time)
         B = z0.shape[0]
         t = torch.randint(0, NOISE.num_train_timesteps, (B,), device=device)
@@ -257,6 +261,8 @@ def make_cond(batch: dict[str, Any], text: Any, device, use_mask: bool = True,
     emb = text.encode(list(batch["prompt"]))
     cond = {"ref": ref, "context": emb.tokens.to(device), "context_mask": emb.mask.to(device),
             "pooled": emb.pooled.to(device)}
+    if "effect_name" in batch:
+        cond["effect"] = list(batch["effect_name"])
     if use_mask:
         cond["mask"] = ref_mask_video(batch["ref_mask"].to(device), video.shape[2])
     if use_time:

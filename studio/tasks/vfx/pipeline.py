@@ -70,6 +70,7 @@ class Request:
     mask: np.ndarray | None  # (H, W) bool
     start_s: float | None
     end_s: float | None
+    effect: str = ""  # the effect's name, read by an adapter with an effect label ("" = none: its null row)
 
 
 class VfxPipeline:
@@ -110,8 +111,8 @@ class VfxPipeline:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
-        request with the empty caption (reference, mask and times kept), as adapters trained with
-        ``caption_dropout`` learn it.
+        request with the empty caption and no effect name (reference, mask and times kept), as adapters
+        trained with ``caption_dropout`` learn it.
 
         ``frame_noise`` is the correlation across frames of the starting noise (None: the ρ the base
         was trained with). A deterministic sampler turns each frame's own share of that noise into
@@ -145,12 +146,14 @@ class VfxPipeline:
         # prompts and empty captions in one call: both come out padded to the same length
         emb = self.text.encode([r.prompt for r in requests] + [""] * (B if with_uncond else 0))
         tokens, mask, pooled = (x.to(self.device) for x in (emb.tokens, emb.mask, emb.pooled))
-        cond: dict[str, Any] = {"ref": ref, "context": tokens[:B], "context_mask": mask[:B], "pooled": pooled[:B]}
+        cond: dict[str, Any] = {"ref": ref, "context": tokens[:B], "context_mask": mask[:B], "pooled": pooled[:B],
+                                "effect": [r.effect for r in requests]}
         if all(r.mask is not None for r in requests):
             masks = torch.stack([torch.from_numpy(r.mask) for r in requests]).to(self.device)
             cond["mask"] = ref_mask_video(masks, T)
         if all(r.start_s is not None and r.end_s is not None for r in requests):
             cond["start_s"] = torch.tensor([r.start_s for r in requests], device=self.device)
             cond["end_s"] = torch.tensor([r.end_s for r in requests], device=self.device)
-        uncond = {**cond, "context": tokens[B:], "context_mask": mask[B:], "pooled": pooled[B:]} if with_uncond else None
+        uncond = ({**cond, "context": tokens[B:], "context_mask": mask[B:], "pooled": pooled[B:], "effect": [""] * B}
+                  if with_uncond else None)
         return cond, uncond

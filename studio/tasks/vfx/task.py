@@ -116,7 +116,8 @@ class VfxTask(Task):
         ref, mask = self._reference_and_mask(inputs, pipeline.size)
         prompt = inputs.prompt or default_prompt(ref, mask, inputs.effect)
         # 2. generate (progress + cancel every denoising step)
-        req = Request(ref, prompt, mask if inputs.mask or inputs.box or inputs.point else None, inputs.start, inputs.end)
+        given = inputs.mask or inputs.box or inputs.point
+        req = Request(ref, prompt, mask if given else None, inputs.start, inputs.end, inputs.effect)
         clip = pipeline.generate([req], steps=inputs.steps, generator=ctx.generator("cpu"), sampler=inputs.sampler,
                                  frames=inputs.frames, guidance=inputs.guidance, frame_noise=inputs.frame_noise,
                                  callback=lambda i, n, _x: ctx.step(i, n, f"denoising {i + 1}/{n}"))[0]

@@ -61,6 +61,9 @@ class LoraSection(Section):
                        "(FrameHold), so the object can hold still where the effect has not begun or has ended.")
     hold_loss_weight: float = Field(0.0, ge=0, description="ν: supervise the frame hold towards the true clip's "
                                     "still map (1 where a frame equals the one before) — needs hold = true.")
+    effect_label: bool = Field(False, description="The effect's name (--effect) also enters as a class label "
+                               "(EffectEmbed: a zero-initialised row per effect in the data, added to the "
+                               "conditioning vector), beside the prompt.")
     train_base: bool = Field(False, description="Also train every base weight (full fine-tune with the controls); "
                              "the tuned base is exported to <export_dir>/base, the adapter is tied to it.")
 
@@ -200,14 +203,15 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     dit = load_base(lc.base)
     add_lora(dit, lc.name, rank=lc.rank, alpha=lc.alpha, targets=lc.targets)
+    t0 = time.time()
+    dataset = build_dataset(cfg)
+    labels = tuple(n for n in dataset.names if n != "unknown") if lc.effect_label else ()  # unknown → the null row
     spec = ControlSpec(TEMPORAL[lc.temporal], MaskBranchSpec(lc.mask_blocks) if lc.mask_blocks else None,
-                       lc.skip_mix, lc.hold)
+                       lc.skip_mix, lc.hold, labels)
     controls = VfxControls(dit, spec)
     if lc.train_base:
         for name, p in dit.named_parameters():
             p.requires_grad_(p.requires_grad or "lora_" not in name)
-    t0 = time.time()
-    dataset = build_dataset(cfg)
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=spec.mask is not None,
                           use_time=lc.temporal != "none", mask_weight=lc.mask_loss_weight,
                           caption_dropout=lc.caption_dropout, motion_weight=lc.motion_loss_weight,

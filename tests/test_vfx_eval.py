@@ -16,6 +16,9 @@ def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
     assert r["t_iou"] == 1.0 and r["frame_error"] == 0.0 and r["detected_share"] == 1.0
     assert r["mask_precision"] > 0.97 and r["leakage"] < 0.02
     assert 0.0 <= r["effect_accuracy"] <= 1.0 and set(r["per_effect_accuracy"]) == {c.effect for c in clips}
+    confusion = np.array(r["confusion"])  # rows: requested, columns: named; its diagonal is the accuracy
+    assert confusion.sum() == len(clips) and confusion.sum(1).tolist() == [1] * len(clips)
+    assert np.trace(confusion) / len(clips) == r["effect_accuracy"]
     # a clip where nothing happens is scored as a miss, not as a success
     still = [np.repeat(c.frames[:1], len(c.frames), 0) for c in clips]
     r0 = score(clips, still, EffectClassifier().eval())
@@ -34,6 +37,8 @@ def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
     write_doc(doc, result, {REAL: r, MAIN.label: r0}, {}, Path("sheet.png"))
     timing = doc.read_text().split("### Where the frame error comes from")[1]
     assert f"| {REAL} | +0.00 | +0.00 | 0.00 |" in timing and f"| {MAIN.label} | – | – |" in timing
+    named = doc.read_text().split("### What the classifier names each effect")[1]
+    assert all(f"| {c.effect} |" in named for c in clips)
 
 
 def test_classifier_features_shape():

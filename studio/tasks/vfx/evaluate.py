@@ -128,12 +128,15 @@ def score(clips: list[Clip], videos: list[np.ndarray], classifier) -> dict[str, 
                    torch.from_numpy(np.stack([c.mask[0] for c in clips])))
     truth = np.array([EFFECT_NAMES.index(c.effect) for c in clips])
     per_effect = {e: float((pred[truth == k] == k).mean()) for k, e in enumerate(EFFECT_NAMES) if (truth == k).any()}
+    n = len(EFFECT_NAMES)
+    confusion = np.bincount(truth * n + np.asarray(pred), minlength=n * n).reshape(n, n)  # [requested, named]
     return {"t_iou": float(np.mean([x.t_iou for x in s])), "frame_error": ef, "frame_error_pct": 100 * ef / T,
             "seconds_error": ef / clips[0].fps, "mask_precision": float(np.mean([x.mask_precision for x in s])),
             "leakage": float(np.mean([x.leakage for x in s])),
             "detected_share": float(np.mean([x.detected is not None for x in s])),
             **timing_diagnosis(clips, s),
             "effect_accuracy": float((pred == truth).mean()), "per_effect_accuracy": per_effect,
+            "confusion": confusion.tolist(),
             "per_effect_t_iou": {e: float(np.mean([x.t_iou for x, c in zip(s, clips) if c.effect == e]))
                                  for e in per_effect},
             "without_pixel_floor": {"t_iou": float(np.mean([x.t_iou for x in raw])),
@@ -186,6 +189,17 @@ def run(quick: bool = False) -> dict:
     sheet = contact_sheet(clips, videos_main, doc.parent / ("vfx_samples_quick.png" if quick else "vfx_samples.png"))
     write_doc(doc, result, rows, per_effect_rows, sheet)
     return result
+
+
+def confusion_section(confusion: list[list[int]]) -> list[str]:
+    """What the classifier names each requested effect in the shipped adapter's clips (rows: requested)."""
+    head = " | ".join(EFFECT_NAMES)
+    lines = ["", "### What the classifier names each effect (shipped mixed LoRA; rows: requested, columns: named)", "",
+             f"| requested | {head} |", "|---|" + "---|" * len(EFFECT_NAMES)]
+    for e, row in zip(EFFECT_NAMES, confusion):
+        lines.append(f"| {e} | " + " | ".join(f"**{x}**" if i == EFFECT_NAMES.index(e) and x else str(x)
+                                              for i, x in enumerate(row)) + " |")
+    return lines
 
 
 def per_effect_comparison(clips, classifier, steps) -> dict[str, dict[str, dict]]:
@@ -289,6 +303,7 @@ def write_doc(path: Path, result: dict, rows: dict, per_effect: dict, sheet: Pat
     if main:
         lines += ["", "### Per effect (shipped mixed LoRA)", "", "| effect | T-IoU | classifier accuracy |", "|---|---|---|"]
         lines += [f"| {e} | {main['per_effect_t_iou'][e]:.3f} | {a:.3f} |" for e, a in main["per_effect_accuracy"].items()]
+        lines += confusion_section(main["confusion"])
     lines += _timing_section(rows)
     if layouts.is_file():
         lay = json.loads(layouts.read_text())

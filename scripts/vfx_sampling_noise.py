@@ -77,13 +77,20 @@ def render(rows: list[dict], best: dict, n: int, steps: int, seconds: float) -> 
     lines += ["", f"Rule, fixed before the run: the best T-IoU among the ρ whose mask precision and effect accuracy are "
               f"no worse than at the trained ρ → **ρ = {name(best)}**. The default of `studio generate vfx "
               f"--frame-noise` (`VfxInputs.frame_noise`, {'unset = the trained ρ' if default is None else default}) is "
-              + ("the same." if same else "**different** — update it or the rule.")
-              + " Reading: sharing more starting noise lowers the motion after the end and lifts T-IoU and mask "
-              "precision, but the end bias stays: the frames' own noise is part of why the object keeps changing, "
-              "not why the effect does not stop.", "",
+              + ("the same." if same else "**different** — update it or the rule.") + " " + reading(rows), "",
               f"{seconds:.0f} s on this machine. Reproduce: `python scripts/vfx_sampling_noise.py --out "
               "docs/benchmarks/vfx_sampling_noise.md`.", ""]
     return "\n".join(lines)
+
+
+def reading(rows: list[dict]) -> str:
+    """What sharing more noise did, from the first (trained ρ) and last (most shared) rows."""
+    a, b = rows[0], rows[-1]
+    return (f"Reading: from the trained ρ to {b['rho']:g}, the motion inside the object after the end goes "
+            f"{a['after_end_motion']:.2f} → {b['after_end_motion']:.2f} grey levels, the end bias {a['end_bias']:+.2f} → "
+            f"{b['end_bias']:+.2f} frames, T-IoU {a['t_iou']:.3f} → {b['t_iou']:.3f}, mask precision "
+            f"{a['mask_precision']:.3f} → {b['mask_precision']:.3f} and effect accuracy {a['effect_accuracy']:.3f} → "
+            f"{b['effect_accuracy']:.3f}.")
 
 
 def main() -> None:

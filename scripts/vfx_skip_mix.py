@@ -6,13 +6,14 @@ frame's own share of the noise passes into that frame (``docs/benchmarks/vfx_ada
 An adapter with ``skip_mix`` (``controls.SkipFrameMix``) may replace each frame's skip input by a
 mix of the frames; this script scores, on validation clips (not the eval's, no training seed):
 
-* the shipped adapter as it is;
+* the reference adapter as it is (``--reference``: a plain one, no mix and no hold — the default before the
+  frame hold, ``vfx-mixed-nohold``);
 * adapters trained with ``skip_mix`` (as many as named);
-* the shipped adapter with the *ideal* skip mix written by hand: after the requested end every
+* the reference adapter with the *ideal* skip mix written by hand: after the requested end every
   frame's skip input is the after-end frames' mean (the network itself still sees x_t) — the most
   a skip mix can do;
 * adapters trained with ``hold`` (``controls.FrameHold``) are named the same way;
-* the shipped adapter with the *ideal* frame hold written by hand: from the requested end on every frame of
+* the reference adapter with the *ideal* frame hold written by hand: from the requested end on every frame of
   ẑ0 keeps the frame before it (h = 1) — the most a learned hold can do, and, like the tie below, a hold by
   construction, so a bound and not a method;
 * a diagnostic, not a method: the after-end frames of x_t tied to their mean for the network too
@@ -33,6 +34,7 @@ from studio.tasks.vfx.evaluate import VALIDATION_SEED
 from studio.tasks.vfx.objective import VfxModel, after_end
 
 KEYS = ("t_iou", "frame_error_pct", "end_bias", "after_end_motion", "mask_precision", "effect_accuracy")
+REFERENCE = "vfx-mixed-nohold"  # the plain adapter (no mix, no hold) the ideal mix and hold are written onto
 
 
 def after_end_mean(x: torch.Tensor, end_s: torch.Tensor, fps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +83,7 @@ class TiedAfterEnd(VfxModel):
         return super().forward(mix_frames(x.float(), *after_end_mean(x, cond["end_s"], self.controls.fps)), t, cond)
 
 
-def sweep(adapters: list[tuple[str, str]], per_effect: int, steps: int) -> list[dict]:
+def sweep(adapters: list[tuple[str, str]], per_effect: int, steps: int, reference: str = REFERENCE) -> list[dict]:
     from studio.paths import model_path
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.classifier import load_classifier
@@ -89,10 +91,10 @@ def sweep(adapters: list[tuple[str, str]], per_effect: int, steps: int) -> list[
 
     clips = ev.held_out(per_effect, seed=VALIDATION_SEED)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
-    runs = [("shipped `vfx-mixed`", "vfx-mixed", VfxModel)] + [(label, path, VfxModel) for label, path in adapters]
-    runs += [("shipped + ideal skip mix (after-end mean, by hand)", "vfx-mixed", IdealSkipMix),
-             ("shipped + ideal frame hold (ẑ0 held from the requested end, by hand: a bound)", "vfx-mixed", IdealHold),
-             ("diagnostic: shipped, after-end frames of x_t tied (a hold by construction)", "vfx-mixed", TiedAfterEnd)]
+    runs = [(f"reference `{reference}`", reference, VfxModel)] + [(label, path, VfxModel) for label, path in adapters]
+    runs += [("reference + ideal skip mix (after-end mean, by hand)", reference, IdealSkipMix),
+             ("reference + ideal frame hold (ẑ0 held from the requested end, by hand: a bound)", reference, IdealHold),
+             ("diagnostic: reference, after-end frames of x_t tied (a hold by construction)", reference, TiedAfterEnd)]
     rows = []
     for label, adapter, kind in runs:
         pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),))
@@ -120,7 +122,7 @@ def render(rows: list[dict], n: int, steps: int, seconds: float, command: str) -
               f"object (end bias {tied['end_bias']:+.2f}, T-IoU {tied['t_iou']:.3f}) — a hold imposed by the sampler, not "
               "learned timing, so it stays a diagnostic. Holding ẑ0 itself from the requested end on — the bound on a "
               f"learned frame hold — gives end bias {held['end_bias']:+.2f}, T-IoU {held['t_iou']:.3f}, E_f "
-              f"{held['frame_error_pct']:.1f}%. A learned mix or hold has to beat the shipped row to be worth its "
+              f"{held['frame_error_pct']:.1f}%. A learned mix or hold has to beat the reference row to be worth its "
               "parameters; what one learned (its strength and weights, or its hold, after the end) is read in "
               "`vfx_skip_mix_study.md` and `vfx_frame_hold_study.md` (`scripts/vfx_adapter_study.py --clips-seed "
               f"{VALIDATION_SEED}`).", "",
@@ -133,14 +135,16 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("adapters", nargs="*", help="LABEL=ADAPTER: adapters trained with skip_mix or hold, to score beside")
+    ap.add_argument("--reference", default=REFERENCE, help="the plain adapter the ideal mix and hold are applied to")
     ev.add_sweep_arguments(ap, "docs/benchmarks/vfx_skip_mix.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    rows = sweep([tuple(a.split("=", 1)) for a in args.adapters], args.per_effect, args.steps)
+    rows = sweep([tuple(a.split("=", 1)) for a in args.adapters], args.per_effect, args.steps, args.reference)
     from studio.tasks.vfx.effects import EFFECT_NAMES
 
-    command = "python scripts/vfx_skip_mix.py " + " ".join(f'"{a}"' for a in args.adapters) + f" --out {args.out}"
+    command = ("python scripts/vfx_skip_mix.py " + " ".join(f'"{a}"' for a in args.adapters)
+               + f" --reference {args.reference} --out {args.out}")
     text = render(rows, args.per_effect * len(EFFECT_NAMES), args.steps, time.time() - t0, command)
     print(text)
     Path(args.out).write_text(text)

@@ -47,7 +47,7 @@ class Variant:
     base: str = "vfx-base"
 
 
-MAIN = Variant("mixed LoRA + mask branch + timestamp tokens (shipped)", ("vfx-mixed",))
+MAIN = Variant("mixed LoRA + mask branch + timestamp tokens + frame hold (shipped)", ("vfx-mixed",))
 SMALL = "vfx-base-small"  # the previous shipped base: the ablation adapters were trained on it
 SMALL_MIXED = Variant("small base: mixed LoRA + mask branch + timestamp tokens (the ablation's reference)",
                       ("vfx-mixed-small",), base=SMALL)
@@ -57,7 +57,8 @@ ABLATION = [
     Variant("small base: temporal = timestep-embedding 'effect active' vector", ("vfx-abl-active",), base=SMALL),
     Variant("small base: temporal = none", ("vfx-abl-notime",), base=SMALL),
     Variant("small base: no mask branch", ("vfx-abl-nomask",), base=SMALL),
-    Variant("mixed LoRA + frame hold supervised by the still map (vfx-mixed-hold, 2000 steps)", ("vfx-mixed-hold",)),
+    Variant("shipped adapter's recipe without the frame hold (vfx-mixed-nohold: the previous default)",
+            ("vfx-mixed-nohold",)),
     Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False),
     Variant("shipped adapter, prompt guidance 3", ("vfx-mixed",), guidance=3.0),
     Variant("shipped adapter, starting noise shared across frames (ρ 0.99)", ("vfx-mixed",), frame_noise=0.99),

@@ -49,7 +49,7 @@
   mixed adapter the same categorical signal beside the prompt. The table is the adapter's own effect
   vocabulary (saved in ``controls.json``) plus a last, null row for an unknown name or the empty one (caption
   dropout drops the name with the prompt, so guidance steers from the null row). At init every row is 0, the
-  exact identity. Measured (the vfx-mixed-hold recipe, 2000 steps, validation clips): timing unchanged (T-IoU
+  exact identity. Measured (the frame-hold recipe at 2000 steps, validation clips): timing unchanged (T-IoU
   0.834), effect accuracy 0.273 vs 0.341 without it (``docs/benchmarks/vfx_effect_label_study.md``) — told the
   effect plainly, the adapter still does not draw it recognisably; not used by the shipped adapters.
 * ``ActiveFrameEmbed`` — the rejected alternative: the per-frame "effect active" 0/1 vector,

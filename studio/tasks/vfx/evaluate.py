@@ -59,6 +59,7 @@ ABLATION = [
     Variant("small base: no mask branch", ("vfx-abl-nomask",), base=SMALL),
     Variant("shipped adapter's recipe without the frame hold (vfx-mixed-nohold: the previous default)",
             ("vfx-mixed-nohold",)),
+    Variant("shipped adapter trained on to 8000 steps (vfx-mixed-8000)", ("vfx-mixed-8000",)),
     Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False),
     Variant("shipped adapter, prompt guidance 3", ("vfx-mixed",), guidance=3.0),
     Variant("shipped adapter, starting noise shared across frames (ρ 0.99)", ("vfx-mixed",), frame_noise=0.99),

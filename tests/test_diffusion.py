@@ -79,6 +79,24 @@ def test_guidance_combines_cond_and_uncond_in_one_batch():
     assert torch.allclose(guided_eps(fn, x, t, cond, uncond, guidance=1.0), torch.full((3, 1), 2.0))
 
 
+def test_guidance_map_guides_each_element_by_its_own_scale():
+    """A tensor guidance is a scale per element (broadcast against ε); all-ones is the plain model, once."""
+    calls = []
+
+    def fn(x, t, cond):
+        calls.append(x.shape[0])
+        return x * 0 + cond["c"].view(-1, 1)
+
+    x, t = torch.zeros(2, 3), torch.zeros(2)
+    cond, uncond = {"c": torch.full((2,), 2.0)}, {"c": torch.full((2,), 0.5)}
+    w = torch.tensor([[1.0, 4.0, 2.0]])  # (1, 3): per column
+    out = guided_eps(fn, x, t, cond, uncond, guidance=w)
+    assert torch.allclose(out, (0.5 + w * 1.5).expand(2, 3))
+    calls.clear()
+    assert torch.allclose(guided_eps(fn, x, t, cond, uncond, guidance=torch.ones(1, 3)), torch.full((2, 3), 2.0))
+    assert calls == [2]
+
+
 def test_conditionings_with_per_sample_labels_batch_by_concatenation():
     a = {"c": torch.ones(2), "label": ["explode", "spin"], "pair": (torch.zeros(2), torch.ones(2))}
     b = {"c": torch.zeros(2), "label": ["", ""], "pair": (torch.ones(2), torch.zeros(2))}

@@ -26,6 +26,7 @@ def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
     assert r["without_pixel_floor"]["t_iou"] == 1.0  # real motion reads the same without the noise floor
     result = {"t_iou": 1.0, "frame_error": 0.0, "frame_error_pct": 0.0, "seconds_error": 0.0, "mask_precision": 1.0,
               "leakage": 0.0, "effect_accuracy": 1.0, "clips": len(clips), "steps": 1, "quick": True, "seconds": 0,
+              "sampling": "1 DDIM steps, no guidance",
               "without_pixel_floor": {"t_iou": 0.5, "frame_error_pct": 20.0, "mask_precision": 0.7},
               "goals_met": {"t_iou": True, "frame_error_pct": True, "mask_precision": True, "effect_accuracy": True}}
     doc = tmp_path / "vfx.md"
@@ -39,6 +40,28 @@ def test_real_clips_score_perfectly_on_the_control_metrics(tmp_path):
     assert f"| {REAL} | +0.00 | +0.00 | 0.00 |" in timing and f"| {MAIN.label} | – | – |" in timing
     named = doc.read_text().split("### What the classifier names each effect")[1]
     assert all(f"| {c.effect} |" in named for c in clips)
+
+
+def test_cards_say_how_their_clips_were_sampled(tmp_path, monkeypatch):
+    """The shipped adapter is measured as the CLI samples it (its default guidance); the card says so, and an
+    unguided row says that instead."""
+    from studio.tasks.vfx.evaluate import CARD_MARK, Variant, annotate_cards
+    from studio.tasks.vfx.task import DEFAULT_GUIDANCE, VfxTask
+
+    assert MAIN.guidance == DEFAULT_GUIDANCE == VfxTask.Inputs.model_fields["guidance"].default
+    assert MAIN.guidance_scope == VfxTask.Inputs.model_fields["guidance_scope"].default
+    monkeypatch.setenv("STUDIO_ADAPTERS", str(tmp_path))
+    r = {"t_iou": 0.5, "frame_error": 1.0, "frame_error_pct": 6.25, "seconds_error": 0.125, "mask_precision": 0.9,
+         "leakage": 0.01, "effect_accuracy": 0.25}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_model.safetensors").write_bytes(b"")  # found by name; never read here
+        (tmp_path / name / "ADAPTER_CARD.md").write_text(f"# Adapter `{name}`\n\n{CARD_MARK} (stale)\n\n- old\n")
+    annotate_cards({"a": (r, Variant("a", ("a",), guidance=2.0, guidance_scope="mask")), "b": (r, Variant("b", ("b",)))},
+                   {}, 44, 10)
+    a, b = ((tmp_path / n / "ADAPTER_CARD.md").read_text() for n in ("a", "b"))
+    assert "(44 held-out clips, all effects; 10 DDIM steps, guidance 2 on the mask)" in a and "- old" not in a
+    assert "10 DDIM steps, no guidance)" in b and "- T-IoU 0.500" in b and a.count(CARD_MARK) == 1
 
 
 def test_classifier_features_shape():

@@ -95,6 +95,30 @@ def test_guidance_steers_from_the_empty_caption(library, monkeypatch):
     assert not np.array_equal(clip(3.0), plain)
 
 
+def test_guidance_scope_limits_guidance_to_the_requested_interval_and_mask():
+    """clip: the scalar; mask: inside the mask, every frame; interval: the frames from start to end only; effect:
+    those frames inside the mask only; scale 1 elsewhere (the plain model). No times → the whole clip; a bad scope
+    names the field."""
+    from studio.tasks.vfx.pipeline import guidance_map
+
+    mask = torch.zeros(1, 1, 16, 4, 4)
+    mask[..., 1:3, 1:3] = 1
+    cond = {"ref": torch.zeros(1, 3, 4, 4), "mask": mask, "start_s": torch.tensor([0.25]), "end_s": torch.tensor([1.0])}
+    assert guidance_map(3.0, "clip", cond, 16, 8.0) == 3.0
+    frames = guidance_map(3.0, "interval", cond, 16, 8.0)
+    assert frames.shape == (1, 1, 16, 1, 1)
+    assert frames.flatten().tolist() == [1.0] * 2 + [3.0] * 7 + [1.0] * 7  # frames 2..8 (0.25 s..1 s at 8 fps)
+    effect = guidance_map(3.0, "effect", cond, 16, 8.0)
+    assert effect.shape == (1, 1, 16, 4, 4)
+    assert effect[0, 0, 4, 1, 1] == 3.0 and effect[0, 0, 4, 0, 0] == 1.0 and effect[0, 0, 12, 1, 1] == 1.0
+    assert torch.equal(guidance_map(3.0, "mask", cond, 16, 8.0), 1.0 + 2.0 * mask)
+    untimed = {"ref": cond["ref"], "mask": mask}
+    assert torch.equal(guidance_map(3.0, "effect", untimed, 16, 8.0), 1.0 + 2.0 * mask)
+    assert guidance_map(1.0, "effect", cond, 16, 8.0) == 1.0
+    with pytest.raises(ValueError, match="guidance_scope"):
+        guidance_map(3.0, "everywhere", cond, 16, 8.0)
+
+
 def test_frame_noise_sets_how_much_starting_noise_the_frames_share(library, monkeypatch):
     """Unset = the base's trained ρ; a ρ of 0.9999 starts every frame from (nearly) the same noise."""
     import numpy as np

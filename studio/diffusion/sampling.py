@@ -30,11 +30,15 @@ def concat_cond(a: Any, b: Any) -> Any:
     raise TypeError(f"cannot batch conditioning of type {type(a).__name__}")
 
 
+Guidance = float | torch.Tensor  # a scale, or a map of scales broadcast against ε (e.g. per frame or per pixel)
+
+
 def guided_eps(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, cond: Any, uncond: Any,
-               guidance: float) -> torch.Tensor:
-    """ε_u + w (ε_c − ε_u), cond and uncond evaluated in one batch. ``guidance == 1`` or no
+               guidance: Guidance) -> torch.Tensor:
+    """ε_u + w (ε_c − ε_u), cond and uncond evaluated in one batch. ``guidance`` w may be a tensor that
+    broadcasts against ε, to guide some frames or pixels more than others. ``w == 1`` everywhere or no
     ``uncond`` is the plain conditional model."""
-    if uncond is None or guidance == 1.0:
+    if uncond is None or bool(torch.all(torch.as_tensor(guidance) == 1.0)):
         return model_fn(x, t, cond)
     eps = model_fn(torch.cat([x, x], 0), torch.cat([t, t], 0), concat_cond(cond, uncond))  # (2B, C, ...)
     eps_c, eps_u = eps.chunk(2, 0)
@@ -52,7 +56,7 @@ def _x0_preview(scheduler, out, x: torch.Tensor, eps: torch.Tensor, t: torch.Ten
 
 @torch.no_grad()
 def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
-           generator: torch.Generator | None = None, guidance: float = 1.0, cond: Any = None,
+           generator: torch.Generator | None = None, guidance: Guidance = 1.0, cond: Any = None,
            uncond: Any = None, callback: StepCallback | None = None, device: str | torch.device = "cpu",
            x_T: torch.Tensor | None = None) -> torch.Tensor:
     """Run ``steps`` denoising steps from Gaussian noise of ``shape``; returns x_0 (float32).

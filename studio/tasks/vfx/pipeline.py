@@ -22,6 +22,7 @@ from studio.tasks.vfx.objective import NOISE, VfxModel, decode, eps_model_fn, re
 
 CONTROLS_FILE = "controls.safetensors"
 CONTROLS_CONFIG = "controls.json"
+GUIDANCE_SCOPES = ("clip", "mask", "interval", "effect")  # where prompt guidance applies (see guidance_map)
 
 
 def load_base(name_or_path: str | Path, device: str = "cpu") -> VideoDiT:
@@ -59,6 +60,27 @@ def load_controls(dit: VideoDiT, adapter_dir: Path) -> VfxControls | None:
     state = {k: v.float() for k, v in load_file(str(adapter_dir / CONTROLS_FILE)).items()}
     controls.load_state_dict(state)
     return controls.eval()
+
+
+def guidance_map(guidance: float, scope: str, cond: dict[str, Any], T: int, fps: float) -> float | torch.Tensor:
+    """Where classifier-free guidance applies; elsewhere the scale is 1 (the plain conditional model).
+    ``clip``: every frame and pixel (the usual scalar). ``mask``: inside the instance mask, every frame.
+    ``interval``: the frames from the requested start to the requested end, the whole frame. ``effect``: those
+    frames inside the mask — only where and when the effect was asked for. Without times the interval is the
+    whole clip; without a mask the mask is the whole frame."""
+    if scope not in GUIDANCE_SCOPES:
+        raise ValueError(f"guidance_scope: {scope!r} is not one of {', '.join(GUIDANCE_SCOPES)}")
+    if scope == "clip" or guidance == 1.0:
+        return guidance
+    ref = cond["ref"]
+    window = torch.ones(ref.shape[0], 1, T, 1, 1, device=ref.device)  # (B, 1, T, 1, 1)
+    if scope in ("interval", "effect") and "start_s" in cond:
+        f = torch.arange(T, device=ref.device, dtype=torch.float32)[None]  # (1, T)
+        start, end = ((cond[k].float()[:, None] * fps).round() for k in ("start_s", "end_s"))
+        window = ((f >= start) & (f <= end)).float()[:, None, :, None, None]
+    if scope in ("mask", "effect") and "mask" in cond:
+        window = window * cond["mask"]  # (B, 1, T, H, W)
+    return 1.0 + (guidance - 1.0) * window
 
 
 @dataclass
@@ -107,12 +129,14 @@ class VfxPipeline:
     def generate(self, requests: list[Request], steps: int = 20, generator: torch.Generator | None = None,
                  sampler: str = "ddim", frames: int | None = None, guidance: float = 1.0,
                  callback: Callable[[int, int, torch.Tensor], None] | None = None,
-                 frame_noise: float | None = None) -> np.ndarray:
+                 frame_noise: float | None = None, guidance_scope: str = "clip") -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
         request with the empty caption and no effect name (reference, mask and times kept), as adapters
-        trained with ``caption_dropout`` learn it.
+        trained with ``caption_dropout`` learn it. ``guidance_scope`` says where it applies: the whole
+        ``clip``, inside the ``mask``, the requested ``interval``, or the ``effect`` (that interval inside the
+        mask); see ``guidance_map``.
 
         ``frame_noise`` is the correlation across frames of the starting noise (None: the ρ the base
         was trained with). A deterministic sampler turns each frame's own share of that noise into
@@ -132,8 +156,9 @@ class VfxPipeline:
         with autocast:
             rho = self.model.noise_correlation if frame_noise is None else frame_noise
             x_T = mixed_noise(shape, rho, dim=2, generator=generator)
+            w = guidance_map(guidance, guidance_scope, cond, T, self.fps)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
-                       guidance=guidance, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T)
+                       guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T)
         # 3. back to pixels: the reference plus the generated change
         video = decode(z.float(), cond["ref"].float())
         video[:, :, 0] = cond["ref"]  # frame 0 is the reference by definition

@@ -285,7 +285,7 @@ class ClipDataset:
         return len(self.clips)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return training_item(self.clips[i], self.names)
+        return training_item(self.clips[i])
 
 
 class FolderClipDataset:
@@ -306,13 +306,13 @@ class FolderClipDataset:
         return len(self.clips)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return training_item(self.clips[i], self.names)
+        return training_item(self.clips[i])
 
 
-def training_item(c: Clip, names: tuple[str, ...]) -> dict[str, Any]:
-    """What ``objective.make_cond`` reads from one clip."""
+def training_item(c: Clip) -> dict[str, Any]:
+    """What ``objective.make_cond`` reads from one clip (the effect by name: an adapter with an effect label maps
+    it to its own vocabulary, ``controls.EffectEmbed``)."""
     import torch
 
     return {"frames": torch.from_numpy(c.frames), "ref_mask": torch.from_numpy(c.mask[0]),
-            "start_s": c.start_s, "end_s": c.end_s, "prompt": c.prompt, "effect": names.index(c.effect),
-            "effect_name": c.effect}
+            "start_s": c.start_s, "end_s": c.end_s, "prompt": c.prompt, "effect_name": c.effect}

@@ -49,11 +49,10 @@ def conditioned_clips(pipe, per_effect: int, seed: int | None):
     conditioning, true latent z0)."""
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.data import training_item
-    from studio.tasks.vfx.effects import EFFECT_NAMES
     from studio.tasks.vfx.objective import make_cond
 
     clips = ev.held_out(per_effect, seed=seed, size=pipe.size)
-    batch = torch.utils.data.default_collate([training_item(c, tuple(EFFECT_NAMES)) for c in clips])
+    batch = torch.utils.data.default_collate([training_item(c) for c in clips])
     cond, z0 = make_cond(batch, pipe.text, "cpu")
     return clips, cond, z0
 

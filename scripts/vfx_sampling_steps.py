@@ -94,11 +94,21 @@ def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, comm
     return "\n".join(lines)
 
 
+def parse_settings(text: str) -> tuple[tuple[int, float, str], ...]:
+    """'10:1:clip,10:2:mask' → ((10, 1.0, 'clip'), (10, 2.0, 'mask'))."""
+    out = []
+    for item in text.split(","):
+        steps, guidance, scope = item.split(":")
+        out.append((int(steps), float(guidance), scope))
+    return tuple(out)
+
+
 def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
     """Whether the guidance the CLI and the eval default to is still the one the rule names for the default adapter."""
     from studio.tasks.vfx.task import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE
 
-    shipped = f"guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}"
+    shipped = (f"guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}" if DEFAULT_GUIDANCE != 1.0
+               else "no guidance")
     if adapter not in best:
         return f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`)."
     r = best[adapter]
@@ -116,11 +126,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--per-effect", type=int, default=4, help="validation clips per effect")
     ap.add_argument("--adapters", nargs="+", default=["vfx-mixed"], help="adapter names under adapters/ or folders")
+    ap.add_argument("--settings", type=parse_settings, default=SETTINGS,
+                    help="'steps:guidance:scope,…' to score only these (the first is the reference); default: all")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    rows = sweep(args.adapters, args.per_effect)
+    rows = sweep(args.adapters, args.per_effect, args.settings)
     command = f"python scripts/vfx_sampling_steps.py --adapters {' '.join(args.adapters)} --out {args.out}"
+    if args.settings != SETTINGS:
+        command += " --settings " + ",".join(f"{n}:{g:g}:{sc}" for n, g, sc in args.settings)
     text = render(rows, choose(rows), args.per_effect * len(EFFECT_NAMES), time.time() - t0, command)
     print(text)
     Path(args.out).write_text(text)

@@ -64,6 +64,13 @@ def test_cards_say_how_their_clips_were_sampled(tmp_path, monkeypatch):
     assert "10 DDIM steps, no guidance)" in b and "- T-IoU 0.500" in b and a.count(CARD_MARK) == 1
 
 
+def test_a_miss_is_never_rounded_onto_the_goal():
+    from studio.tasks.vfx.evaluate import _shown
+
+    assert _shown("t_iou", 0.8998) == "0.8998" and _shown("t_iou", 0.9004) == "0.900"
+    assert _shown("t_iou", 0.8712) == "0.871" and _shown("effect_accuracy", 0.8496) == "0.8496"
+
+
 def test_classifier_features_shape():
     x = features(torch.zeros(2, 16, 32, 32, 3, dtype=torch.uint8), torch.ones(2, 32, 32, dtype=torch.bool))
     assert x.shape == (2, 7, 16, 32, 32)

@@ -76,8 +76,8 @@ def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, comm
              "row's steps (10); `studio generate vfx` defaults to 20. *Guidance on the clip / mask / interval / "
              "effect*: classifier-free guidance on the prompt everywhere, inside the instance mask (every frame), on "
              "the frames from the requested start to end, or on those frames inside the mask; elsewhere the plain "
-             "model (`--guidance-scope`). *start / end bias*: signed frames between the detected and the true start / end (+ = late); *s*: "
-             "seconds to generate the clips here.", "",
+             "model (`--guidance-scope`). *start / end bias*: signed frames between the detected and the true "
+             "start / end (+ = late); *s*: seconds to generate the clips here.", "",
              "| adapter | setting | T-IoU | E_f (% clip) | start / end bias | mask precision | effect acc. | s |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

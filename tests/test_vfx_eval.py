@@ -57,8 +57,8 @@ def test_cards_say_how_their_clips_were_sampled(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         (tmp_path / name / "adapter_model.safetensors").write_bytes(b"")  # found by name; never read here
         (tmp_path / name / "ADAPTER_CARD.md").write_text(f"# Adapter `{name}`\n\n{CARD_MARK} (stale)\n\n- old\n")
-    annotate_cards({"a": (r, Variant("a", ("a",), guidance=2.0, guidance_scope="mask")), "b": (r, Variant("b", ("b",)))},
-                   {}, 44, 10)
+    guided, plain = Variant("a", ("a",), guidance=2.0, guidance_scope="mask"), Variant("b", ("b",))
+    annotate_cards({"a": (r, guided), "b": (r, plain)}, {}, 44, 10)
     a, b = ((tmp_path / n / "ADAPTER_CARD.md").read_text() for n in ("a", "b"))
     assert "(44 held-out clips, all effects; 10 DDIM steps, guidance 2 on the mask)" in a and "- old" not in a
     assert "10 DDIM steps, no guidance)" in b and "- T-IoU 0.500" in b and a.count(CARD_MARK) == 1

@@ -49,7 +49,8 @@ class Variant:
     base: str = "vfx-base"
 
 
-_GUIDED = f"; guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}, as the CLI" if DEFAULT_GUIDANCE != 1.0 else ""
+_GUIDED = (f"; guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}, as the CLI"
+           if DEFAULT_GUIDANCE != 1.0 else "")
 MAIN = Variant(f"mixed LoRA + mask branch + timestamp tokens + frame hold (shipped{_GUIDED})", ("vfx-mixed",),
                guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE)
 SMALL = "vfx-base-small"  # the previous shipped base: the ablation adapters were trained on it
@@ -248,8 +249,8 @@ def annotate_cards(all_effects: dict[str, tuple[dict, Variant]], one_effect: dic
         text = card.read_text().split(CARD_MARK)[0].rstrip()
         scope = "its effect's held-out clips" if name in one_effect else f"{n_clips} held-out clips, all effects"
         text += (f"\n\n{CARD_MARK} ({scope}; {sampling(variant, steps)})\n\n"
-                 f"- T-IoU {_shown('t_iou', r['t_iou'])}, frame error {r['frame_error']:.2f} frames ({r['frame_error_pct']:.1f}% "
-                 f"of the clip, {r['seconds_error']:.2f} s)\n"
+                 f"- T-IoU {_shown('t_iou', r['t_iou'])}, frame error {r['frame_error']:.2f} frames "
+                 f"({r['frame_error_pct']:.1f}% of the clip, {r['seconds_error']:.2f} s)\n"
                  f"- mask precision {_shown('mask_precision', r['mask_precision'])}, leakage {r['leakage']:.3f}\n"
                  f"- effect accuracy {_shown('effect_accuracy', r['effect_accuracy'])}\n")
         card.write_text(text)

@@ -46,8 +46,8 @@ class VfxInputs(TaskInputs):
     guidance: float = Field(DEFAULT_GUIDANCE, ge=1.0, le=15.0,
                             description="Prompt guidance scale (classifier-free; 1 = off, else doubles the work).")
     guidance_scope: Literal["clip", "mask", "interval", "effect"] = Field(
-        DEFAULT_GUIDANCE_SCOPE, description="Where guidance applies: the whole clip, inside the mask, the frames from start to end, "
-        "or those frames inside the mask (the effect); elsewhere the plain model "
+        DEFAULT_GUIDANCE_SCOPE, description="Where guidance applies: the whole clip, inside the mask, the frames from "
+        "start to end, or those frames inside the mask (the effect); elsewhere the plain model "
         "(docs/benchmarks/vfx_sampling_steps.md).")
     sampler: Literal["ddim", "dpm++"] = Field("ddim", description="Sampler.")
     frame_noise: float | None = Field(None, ge=0.0, lt=1.0,

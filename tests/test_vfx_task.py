@@ -49,6 +49,7 @@ def test_schema_marks_media_fields(task):
     ({"image": SCENE, "box": "50,50,10,10"}, "box"),
     ({"image": SCENE, "point": "500,3"}, "point"),
     ({"image": SCENE, "mask": MASK, "point": "3,3"}, "point"),
+    ({"image": SCENE, "guidance": 2.0, "guidance_scope": "everywhere"}, "guidance_scope"),
     ({"image": SCENE, "steps": 0}, "steps"),
     ({"image": SCENE, "colour": "red"}, "colour"),
 ])

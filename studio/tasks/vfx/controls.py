@@ -42,8 +42,8 @@
   Measured (ν 0.1, 2000 steps, validation clips): it holds 0.99 before the start, 0.40 during the effect and
   0.82 after the end, and the end is read on time (+0.07 frames, T-IoU 0.834 vs 0.651 without the hold);
   at 4000 steps (``adapters/vfx-mixed-4000``) validation T-IoU 0.879, E_f 2.8%, mask precision 0.942, effect
-  accuracy 0.477 vs 0.669, 11.6%, 0.820, 0.432 without the hold; trained on to 12000 steps it is the default
-  ``adapters/vfx-mixed`` (``docs/benchmarks/vfx_hold_12000_study.md``).
+  accuracy 0.477 vs 0.669, 11.6%, 0.820, 0.432 without the hold; trained on to 16000 steps it is the default
+  ``adapters/vfx-mixed`` (``docs/benchmarks/vfx_hold_16000_study.md``).
 * ``EffectEmbed`` — not the paper's either: the effect's name (``--effect``) as a class label, a row of a
   zero-initialised table added to the conditioning vector of every block, as DiT embeds its ImageNet class.
   The paper trains one LoRA per effect and finds it names effects better than one mixed LoRA; this gives the

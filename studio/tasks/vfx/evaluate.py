@@ -65,7 +65,7 @@ ABLATION = [
     Variant("shipped adapter's recipe without the frame hold (vfx-mixed-nohold: the default before the hold)",
             ("vfx-mixed-nohold",)),
     *([Variant("shipped adapter without guidance", ("vfx-mixed",))] if DEFAULT_GUIDANCE != 1.0 else []),
-    Variant("the previous default: the same recipe at 4000 steps (vfx-mixed-4000)", ("vfx-mixed-4000",)),
+    Variant("the same recipe at 4000 steps (vfx-mixed-4000: the default before the longer runs)", ("vfx-mixed-4000",)),
     Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False,
             guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE),
     Variant("shipped adapter, guidance 2 on the whole clip", ("vfx-mixed",), guidance=2.0),

@@ -24,7 +24,7 @@ MODEL_SIZE = 32
 VIEW_SCALE = 8
 # What `studio generate vfx`, the API and the web tab sample with unless told, and the eval's main row: chosen on
 # validation clips by the rule fixed in scripts/vfx_sampling_steps.py (docs/benchmarks/vfx_sampling_steps.md). For the
-# 12000-step default every guided setting timed worse (T-IoU more than 0.02 below unguided), so no guidance; a user
+# 12000- and 16000-step defaults every guided setting timed worse (T-IoU more than 0.02 below unguided), so no guidance; a user
 # who sets --guidance gets it inside the mask, where it kept the motion on the object.
 DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE = 1.0, "mask"
 

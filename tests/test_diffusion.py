@@ -64,13 +64,19 @@ def test_callback_can_stop_the_loop():
         sample(oracle(sch), (2, 1), sch, 10, torch.Generator().manual_seed(0), callback=stop)
 
 
-def test_guidance_combines_cond_and_uncond_in_one_batch():
-    calls = []
+def constant_eps(calls: list[int]):
+    """A model whose ε is its conditioning's constant ``c`` per sample; it records each call's batch size."""
 
     def fn(x, t, cond):
         calls.append(x.shape[0])
         return x * 0 + cond["c"].view(-1, 1)
 
+    return fn
+
+
+def test_guidance_combines_cond_and_uncond_in_one_batch():
+    calls = []
+    fn = constant_eps(calls)
     x, t = torch.zeros(3, 1), torch.zeros(3)
     cond, uncond = {"c": torch.full((3,), 2.0)}, {"c": torch.full((3,), 0.5)}
     out = guided_eps(fn, x, t, cond, uncond, guidance=4.0)
@@ -82,11 +88,7 @@ def test_guidance_combines_cond_and_uncond_in_one_batch():
 def test_guidance_map_guides_each_element_by_its_own_scale():
     """A tensor guidance is a scale per element (broadcast against ε); all-ones is the plain model, once."""
     calls = []
-
-    def fn(x, t, cond):
-        calls.append(x.shape[0])
-        return x * 0 + cond["c"].view(-1, 1)
-
+    fn = constant_eps(calls)
     x, t = torch.zeros(2, 3), torch.zeros(2)
     cond, uncond = {"c": torch.full((2,), 2.0)}, {"c": torch.full((2,), 0.5)}
     w = torch.tensor([[1.0, 4.0, 2.0]])  # (1, 3): per column

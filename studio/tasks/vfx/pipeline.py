@@ -19,10 +19,10 @@ import torch
 from studio.tasks.vfx.controls import ControlSpec, VfxControls
 from studio.tasks.vfx.model import VideoDiT
 from studio.tasks.vfx.objective import NOISE, VfxModel, decode, eps_model_fn, ref_mask_video, to_uint8
+from studio.tasks.vfx.task import GUIDANCE_SCOPES
 
 CONTROLS_FILE = "controls.safetensors"
 CONTROLS_CONFIG = "controls.json"
-GUIDANCE_SCOPES = ("clip", "mask", "interval", "effect")  # where prompt guidance applies (see guidance_map)
 
 
 def load_base(name_or_path: str | Path, device: str = "cpu") -> VideoDiT:

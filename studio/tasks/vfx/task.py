@@ -23,9 +23,11 @@ FPS = 8
 MODEL_SIZE = 32
 VIEW_SCALE = 8
 # What `studio generate vfx`, the API and the web tab sample with unless told, and the eval's main row: chosen on
-# validation clips by the rule fixed in scripts/vfx_sampling_steps.py (docs/benchmarks/vfx_sampling_steps.md). For the
-# 12000- and 16000-step defaults every guided setting timed worse (T-IoU more than 0.02 below unguided), so no guidance; a user
-# who sets --guidance gets it inside the mask, where it kept the motion on the object.
+# validation clips by the rule fixed in scripts/vfx_sampling_steps.py (docs/benchmarks/vfx_sampling_steps.md). For
+# the 12000- and 16000-step defaults every guided setting timed worse (T-IoU more than 0.02 below unguided), so no
+# guidance; a user who sets --guidance gets it inside the mask, where it kept the motion on the object.
+GUIDANCE_SCOPES = ("clip", "mask", "interval", "effect")  # where prompt guidance applies (pipeline.guidance_map)
+GuidanceScope = Literal[GUIDANCE_SCOPES]  # type: ignore[valid-type]
 DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE = 1.0, "mask"
 
 
@@ -45,7 +47,7 @@ class VfxInputs(TaskInputs):
     steps: int = Field(20, ge=1, le=200, description="Denoising steps.")
     guidance: float = Field(DEFAULT_GUIDANCE, ge=1.0, le=15.0,
                             description="Prompt guidance scale (classifier-free; 1 = off, else doubles the work).")
-    guidance_scope: Literal["clip", "mask", "interval", "effect"] = Field(
+    guidance_scope: GuidanceScope = Field(
         DEFAULT_GUIDANCE_SCOPE, description="Where guidance applies: the whole clip, inside the mask, the frames from "
         "start to end, or those frames inside the mask (the effect); elsewhere the plain model "
         "(docs/benchmarks/vfx_sampling_steps.md).")

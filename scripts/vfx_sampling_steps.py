@@ -1,13 +1,15 @@
-"""Denoising steps and prompt guidance at sampling — measured on validation clips, not the eval's.
+"""Denoising steps, prompt guidance and autoguidance at sampling — measured on validation clips, not the eval's.
 
 `studio eval vfx` samples with 10 DDIM steps (a speed choice); `studio generate vfx` defaults to 20.
-This script scores adapters over a grid of (steps, guidance scale, where guidance applies) on
+This script scores adapters over a grid of (steps, guidance scale, where guidance applies, autoguidance
+scale by the guide adapter) on
 validation clips (a seed no training run and not the eval uses), so a user knows what more steps or
 guidance buy, and whether the eval's 10 steps understate what the CLI default gives. It names, per
 adapter, the setting with the best effect accuracy among those whose T-IoU and mask precision are
 each no more than 0.02 below that adapter's 10-step unguided setting (the rule was fixed before the
 first run). The setting it names for the default adapter is the guidance the CLI, API, web tab and
-the eval's main row use (``DEFAULT_GUIDANCE`` in ``studio/tasks/vfx/task.py``); the table says
+the eval's main row use (``DEFAULT_GUIDANCE`` / ``DEFAULT_AUTOGUIDANCE`` in ``studio/tasks/vfx/task.py``); the
+table says
 whether they still agree.
 
     python scripts/vfx_sampling_steps.py --adapters vfx-mixed --out docs/benchmarks/vfx_sampling_steps.md
@@ -23,16 +25,20 @@ import torch
 
 from studio.tasks.vfx.evaluate import VALIDATION_SEED
 
-# (DDIM steps, prompt guidance, where guidance applies); the first is the eval's
-SETTINGS = ((10, 1.0, "clip"), (20, 1.0, "clip"), (40, 1.0, "clip"),
-            (10, 1.5, "clip"), (10, 2.0, "clip"), (10, 3.0, "clip"), (10, 1.5, "mask"), (10, 2.0, "mask"),
-            (10, 3.0, "mask"), (10, 2.0, "interval"), (10, 2.0, "effect"))
+# (DDIM steps, prompt guidance, where guidance applies, autoguidance by the guide adapter); the first is the
+# reference: the eval's steps, unguided
+SETTINGS = ((10, 1.0, "clip", 1.0), (20, 1.0, "clip", 1.0), (40, 1.0, "clip", 1.0),
+            (10, 1.5, "clip", 1.0), (10, 2.0, "clip", 1.0), (10, 3.0, "clip", 1.0), (10, 1.5, "mask", 1.0),
+            (10, 2.0, "mask", 1.0), (10, 3.0, "mask", 1.0), (10, 2.0, "interval", 1.0), (10, 2.0, "effect", 1.0),
+            (10, 1.0, "clip", 1.5), (10, 1.0, "clip", 2.0), (10, 1.0, "clip", 2.5), (10, 1.0, "clip", 3.0),
+            (20, 1.0, "clip", 2.0), (10, 1.5, "mask", 2.0))
 KEYS = ("t_iou", "frame_error_pct", "start_bias", "end_bias", "mask_precision", "effect_accuracy")
 TOLERANCE = 0.02  # how much T-IoU or mask precision a setting may lose against the eval's for more effect accuracy
 
 
-def sweep(adapters: list[str], per_effect: int, settings=SETTINGS) -> list[dict]:
-    """One row per (adapter, steps, guidance): the eval's scores on the validation clips."""
+def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guide: str | None = None) -> list[dict]:
+    """One row per (adapter, setting): the eval's scores on the validation clips; ``guide`` is the adapter
+    autoguidance steers away from (default: the CLI's)."""
     from studio.paths import model_path
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.classifier import load_classifier
@@ -40,16 +46,19 @@ def sweep(adapters: list[str], per_effect: int, settings=SETTINGS) -> list[dict]
 
     clips = ev.held_out(per_effect, seed=VALIDATION_SEED)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
+    guide = guide or ev.DEFAULT_GUIDE_ADAPTER
+    guided = any(auto != 1.0 for *_, auto in settings)
     rows = []
     for adapter in adapters:
-        pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),))
-        for steps, guidance, scope in settings:
+        pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),), guide=((guide, 1.0),) if guided else ())
+        for steps, guidance, scope, auto in settings:
             t0 = time.time()
-            variant = ev.Variant(f"{adapter} {steps} steps, guidance {guidance:g} on the {scope}", (adapter,),
-                                 guidance=guidance, guidance_scope=scope)
+            variant = ev.Variant(f"{adapter} {steps} steps", (adapter,), guidance=guidance, guidance_scope=scope,
+                                 autoguidance=auto, guide=guide)
             r = ev.score(clips, ev.generate(variant, clips, steps, pipe=pipe), classifier)
             rows.append({"adapter": adapter, "steps": steps, "guidance": guidance, "scope": scope,
-                         "seconds": time.time() - t0, **{k: r[k] for k in KEYS}})
+                         "autoguidance": auto, "guide": guide, "seconds": time.time() - t0,
+                         **{k: r[k] for k in KEYS}})
             print(rows[-1], flush=True)
     return rows
 
@@ -67,16 +76,23 @@ def choose(rows: list[dict]) -> dict[str, dict]:
     return best
 
 
+def setting(r: dict) -> str:
+    """A row's sampling in words."""
+    text = f"{r['steps']} steps, guidance {r['guidance']:g}" + (f" on the {r['scope']}" if r["guidance"] != 1.0 else "")
+    return text + (f", autoguidance {r['autoguidance']:g}" if r["autoguidance"] != 1.0 else "")
+
+
 def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, command: str) -> str:
-    setting = lambda r: (f"{r['steps']} steps, guidance {r['guidance']:g}"  # noqa: E731
-                         + (f" on the {r['scope']}" if r["guidance"] != 1.0 else ""))
-    lines = ["# VFX sampling: denoising steps and prompt guidance (`scripts/vfx_sampling_steps.py`)", "",
+    guides = ", ".join(dict.fromkeys(f"`{r['guide']}`" for r in rows if r["autoguidance"] != 1.0)) or "none"
+    lines = ["# VFX sampling: denoising steps, prompt guidance and autoguidance (`scripts/vfx_sampling_steps.py`)", "",
              f"`models/vfx-base` + each adapter, {n} validation clips (seed {VALIDATION_SEED}: not the eval's, not a "
              "training seed), DDIM, starting noise as trained. The eval (`studio eval vfx`) samples with the first "
              "row's steps (10); `studio generate vfx` defaults to 20. *Guidance on the clip / mask / interval / "
              "effect*: classifier-free guidance on the prompt everywhere, inside the instance mask (every frame), on "
              "the frames from the requested start to end, or on those frames inside the mask; elsewhere the plain "
-             "model (`--guidance-scope`). *start / end bias*: signed frames between the detected and the true "
+             "model (`--guidance-scope`). *Autoguidance w*: over the whole clip the sampler steps away from a weaker "
+             f"model given the same request, ε + (w − 1)(ε − ε_guide) (Karras et al. 2024; guide: {guides}, "
+             "`--autoguidance`, `--guide-adapter`). *start / end bias*: signed frames between the detected and the true "
              "start / end (+ = late); *s*: seconds to generate the clips here.", "",
              "| adapter | setting | T-IoU | E_f (% clip) | start / end bias | mask precision | effect acc. | s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -94,28 +110,31 @@ def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, comm
     return "\n".join(lines)
 
 
-def parse_settings(text: str) -> tuple[tuple[int, float, str], ...]:
-    """'10:1:clip,10:2:mask' → ((10, 1.0, 'clip'), (10, 2.0, 'mask'))."""
+def parse_settings(text: str) -> tuple[tuple[int, float, str, float], ...]:
+    """'10:1:clip,10:2:mask:2' → ((10, 1.0, 'clip', 1.0), (10, 2.0, 'mask', 2.0)): steps, guidance, scope and
+    optionally the autoguidance scale (1 = none)."""
     out = []
     for item in text.split(","):
-        steps, guidance, scope = item.split(":")
-        out.append((int(steps), float(guidance), scope))
+        steps, guidance, scope, *auto = item.split(":")
+        out.append((int(steps), float(guidance), scope, float(auto[0]) if auto else 1.0))
     return tuple(out)
 
 
 def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
     """Whether the guidance the CLI and the eval default to is still the one the rule names for the default adapter."""
-    from studio.tasks.vfx.task import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE
+    from studio.tasks.vfx.task import DEFAULT_AUTOGUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE
 
-    shipped = (f"guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}" if DEFAULT_GUIDANCE != 1.0
-               else "no guidance")
+    parts = ([f"autoguidance {DEFAULT_AUTOGUIDANCE:g}"] if DEFAULT_AUTOGUIDANCE != 1.0 else []) + (
+        [f"guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}"] if DEFAULT_GUIDANCE != 1.0 else [])
+    shipped = " + ".join(parts) or "no guidance"
     if adapter not in best:
         return f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`)."
     r = best[adapter]
-    agree = r["guidance"] == DEFAULT_GUIDANCE and (r["guidance"] == 1.0 or r["scope"] == DEFAULT_GUIDANCE_SCOPE)
+    agree = (r["guidance"] == DEFAULT_GUIDANCE and (r["guidance"] == 1.0 or r["scope"] == DEFAULT_GUIDANCE_SCOPE)
+             and r["autoguidance"] == DEFAULT_AUTOGUIDANCE)
     return (f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`): "
-            + ("the rule's choice for the default adapter." if agree else
-               "**not** the rule's choice for the default adapter in this run — update `DEFAULT_GUIDANCE`."))
+            + ("the rule's choice for the default adapter." if agree else "**not** the rule's choice for the "
+               "default adapter in this run — update `DEFAULT_GUIDANCE` / `DEFAULT_AUTOGUIDANCE`."))
 
 
 def main() -> None:
@@ -127,14 +146,19 @@ def main() -> None:
     ap.add_argument("--per-effect", type=int, default=4, help="validation clips per effect")
     ap.add_argument("--adapters", nargs="+", default=["vfx-mixed"], help="adapter names under adapters/ or folders")
     ap.add_argument("--settings", type=parse_settings, default=SETTINGS,
-                    help="'steps:guidance:scope,…' to score only these (the first is the reference); default: all")
+                    help="'steps:guidance:scope[:autoguidance],…' to score only these (the first is the reference); "
+                    "default: all")
+    ap.add_argument("--guide", default=None, help="the adapter autoguidance steers away from (default: the CLI's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    rows = sweep(args.adapters, args.per_effect, args.settings)
+    rows = sweep(args.adapters, args.per_effect, args.settings, args.guide)
     command = f"python scripts/vfx_sampling_steps.py --adapters {' '.join(args.adapters)} --out {args.out}"
     if args.settings != SETTINGS:
-        command += " --settings " + ",".join(f"{n}:{g:g}:{sc}" for n, g, sc in args.settings)
+        command += " --settings " + ",".join(f"{n}:{g:g}:{sc}" + (f":{a:g}" if a != 1.0 else "")
+                                              for n, g, sc, a in args.settings)
+    if args.guide:
+        command += f" --guide {args.guide}"
     text = render(rows, choose(rows), args.per_effect * len(EFFECT_NAMES), time.time() - t0, command)
     print(text)
     Path(args.out).write_text(text)

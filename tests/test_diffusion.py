@@ -99,6 +99,25 @@ def test_guidance_map_guides_each_element_by_its_own_scale():
     assert calls == [2]
 
 
+def test_autoguidance_steps_away_from_the_guide_model():
+    """ε_guide + w (ε_c − ε_guide) alone; on top of prompt guidance it adds (w − 1)(ε_c − ε_guide); w = 1 never
+    calls the guide."""
+    from studio.diffusion import AutoGuide
+
+    calls, guide_calls = [], []
+    fn = constant_eps(calls)
+    x, t = torch.zeros(2, 1), torch.zeros(2)
+    cond, uncond = {"c": torch.full((2,), 2.0)}, {"c": torch.full((2,), 0.5)}
+    weak = {"c": torch.full((2,), 1.5)}
+    guide = AutoGuide(lambda x, t, c: constant_eps(guide_calls)(x, t, weak), scale=3.0)
+    assert torch.allclose(guided_eps(fn, x, t, cond, None, 1.0, guide), torch.full((2, 1), 1.5 + 3.0 * 0.5))
+    both = guided_eps(fn, x, t, cond, uncond, 2.0, guide)
+    assert torch.allclose(both, torch.full((2, 1), 0.5 + 2.0 * 1.5 + 2.0 * 0.5))
+    guide_calls.clear()
+    assert torch.allclose(guided_eps(fn, x, t, cond, None, 1.0, AutoGuide(guide.model_fn, 1.0)), torch.full((2, 1), 2.0))
+    assert guide_calls == []
+
+
 def test_conditionings_with_per_sample_labels_batch_by_concatenation():
     a = {"c": torch.ones(2), "label": ["explode", "spin"], "pair": (torch.zeros(2), torch.ones(2))}
     b = {"c": torch.zeros(2), "label": ["", ""], "pair": (torch.ones(2), torch.zeros(2))}

@@ -22,6 +22,10 @@ def library(tmp_path_factory):
     add_lora(dit, "vfx-mixed", rank=2)
     controls = VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(1)))
     save_controllable_adapter(dit, controls, "vfx-mixed", root / "adapters" / "vfx-mixed", {"steps": 0})
+    dit = load_base(root / "models" / "vfx-base")  # the default guide for autoguidance: another adapter
+    add_lora(dit, "vfx-mixed-4000", rank=2)
+    guide = VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(1)))
+    save_controllable_adapter(dit, guide, "vfx-mixed-4000", root / "adapters" / "vfx-mixed-4000", {"steps": 0})
     return root
 
 
@@ -55,7 +59,7 @@ def test_cancel_stops_between_steps(library, tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_MODELS", str(library / "models"))
     monkeypatch.setenv("STUDIO_ADAPTERS", str(library / "adapters"))
     task = VfxTask()
-    inputs = task.validate({"image": "examples/vfx/scene.png", "point": "95,99", "steps": 3})
+    inputs = task.validate({"image": "examples/vfx/scene.png", "point": "95,99", "steps": 3, "autoguidance": 1.0})
     pipe = task.load(ModelKey("vfx-base", (("vfx-mixed", 1.0),)))
     token = CancelToken()
     token.cancel()
@@ -93,6 +97,47 @@ def test_guidance_steers_from_the_empty_caption(library, monkeypatch):
     plain = pipe.generate([req], steps=2, generator=torch.Generator().manual_seed(0))
     assert np.array_equal(clip(1.0), plain)
     assert not np.array_equal(clip(3.0), plain)
+
+
+def test_autoguidance_steps_away_from_the_guide_model(library, monkeypatch):
+    """The guide is a second copy of the base with its own adapter, given the same request. A guide that predicts
+    what the model predicts changes nothing at any scale; another guide does; without a guide it is refused; the
+    task keys its pipeline by the guide only when autoguidance is on, and names an unknown guide."""
+    import numpy as np
+
+    from studio.tasks.base import InputError
+    from studio.tasks.vfx.pipeline import Request, VfxPipeline
+
+    monkeypatch.setenv("STUDIO_MODELS", str(library / "models"))
+    monkeypatch.setenv("STUDIO_ADAPTERS", str(library / "adapters"))
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 8:20] = True
+    req = Request(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8), "the red object melts",
+                  mask, 0.25, 1.0, "melt")
+
+    def clip(pipe, w):
+        return pipe.generate([req], steps=2, generator=torch.Generator().manual_seed(0), autoguidance=w)
+
+    itself = VfxPipeline.load("vfx-base", (("vfx-mixed", 1.0),), guide=(("vfx-mixed", 1.0),))
+    plain = clip(itself, 1.0)
+    assert np.array_equal(clip(itself, 3.0), plain)  # ε + (w − 1)(ε − ε) = ε
+    other = VfxPipeline.load("vfx-base", (("vfx-mixed", 1.0),), guide=(("vfx-mixed-4000", 1.0),))
+    with torch.no_grad():  # make the guide differ from the model (fresh, both predict 0: zero-initialised outputs)
+        for p in other.guide.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.05)
+    assert np.array_equal(clip(other, 1.0), plain)
+    assert not np.array_equal(clip(other, 3.0), plain)
+    with pytest.raises(ValueError, match="autoguidance"):
+        clip(VfxPipeline.load("vfx-base", (("vfx-mixed", 1.0),)), 2.0)
+    task = VfxTask()
+    on = task.validate({"image": "examples/vfx/scene.png", "autoguidance": 2.0, "guide_adapter": "vfx-mixed-4000"})
+    assert task.cache_key(on).guide == (("vfx-mixed-4000", 1.0),)
+    assert task.cache_key(task.validate({"image": "examples/vfx/scene.png", "autoguidance": 1.0})).guide == ()
+    with pytest.raises(InputError) as e:
+        task.validate({"image": "examples/vfx/scene.png", "autoguidance": 2.0, "guide_adapter": "nope"})
+    assert e.value.field == "guide_adapter"
+    task.validate({"image": "examples/vfx/scene.png", "autoguidance": 1.0, "guide_adapter": "nope"})  # unused: fine
 
 
 def test_guidance_scope_limits_guidance_to_the_requested_interval_and_mask():

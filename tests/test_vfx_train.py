@@ -153,3 +153,29 @@ def test_a_hold_loss_without_a_hold_is_refused_naming_the_field():
     with pytest.raises(ValidationError, match="hold_loss_weight"):
         LoraSection(hold_loss_weight=0.1)
     assert LoraSection(hold=True, hold_loss_weight=0.1).hold_loss_weight == 0.1
+
+
+def test_init_from_starts_from_a_trained_adapter_and_refuses_one_that_does_not_fit(tiny_base):
+    """``init_from``: the LoRA and the controls start as the named adapter's (at a vanishing learning rate they
+    end there too); an adapter of another rank or with other controls is refused, naming the field."""
+    from safetensors.torch import load_file
+
+    root = tiny_base[0]
+    text = LORA.format(root=root).replace("lora_run", "src_run").replace(f"{root}/fx", f"{root}/fx_src")
+    (root / "src.toml").write_text(text.replace("[lora]\n", "[optimizer]\nlr = 1e-2\n[lora]\n"))  # far from zero
+    main(root / "src.toml")
+    start = text.replace("src_run", "init_run").replace(f"{root}/fx_src", f"{root}/fx_init")
+    start = start.replace('[lora]\n', f'[optimizer]\nlr = 1e-12\n[lora]\ninit_from = "{root}/fx_src"\n')
+    (root / "init.toml").write_text(start)
+    assert main(root / "init.toml")["init_from"] == f"{root}/fx_src"
+    for name in ("adapter_model.safetensors", "controls.safetensors"):
+        src, got = load_file(str(root / "fx_src" / name)), load_file(str(root / "fx_init" / name))
+        assert src.keys() == got.keys() and any(v.abs().sum() > 0 for v in src.values())
+        for k in src:
+            torch.testing.assert_close(got[k].float(), src[k].float(), atol=1e-6, rtol=1e-2)
+    (root / "init_rank.toml").write_text(start.replace("rank = 2", "rank = 4"))
+    with pytest.raises(ValueError, match="init_from"):
+        main(root / "init_rank.toml")
+    (root / "init_labels.toml").write_text(start.replace('effects = ["explode", "melt"]', 'effects = ["melt"]'))
+    with pytest.raises(ValueError, match="init_from.*controls"):
+        main(root / "init_labels.toml")

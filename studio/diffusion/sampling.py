@@ -6,6 +6,7 @@ split off by the caller), so this loop knows nothing about networks, text or ima
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -33,16 +34,39 @@ def concat_cond(a: Any, b: Any) -> Any:
 Guidance = float | torch.Tensor  # a scale, or a map of scales broadcast against ε (e.g. per frame or per pixel)
 
 
+@dataclass(frozen=True)
+class AutoGuide:
+    """Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): a weaker
+    model of the same task — e.g. an earlier checkpoint of the same run — given the same conditioning, and the
+    sampler steps away from its prediction: ε + (w − 1)(ε_c − ε_guide), which with no other guidance is
+    ε_guide + w (ε_c − ε_guide). Unlike prompt guidance it needs no unconditional branch, and it pushes on what
+    the longer-trained model learned beyond the weaker one rather than on the prompt alone. (diffusers'
+    ``guiders.AutoGuidance`` builds its weak model by dropping layers of the same network; here it is any
+    ``model_fn``.)"""
+
+    model_fn: ModelFn
+    scale: Guidance = 2.0
+
+
+def _is_one(scale: Guidance) -> bool:
+    return bool(torch.all(torch.as_tensor(scale) == 1.0))
+
+
 def guided_eps(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, cond: Any, uncond: Any,
-               guidance: Guidance) -> torch.Tensor:
+               guidance: Guidance, guide: AutoGuide | None = None) -> torch.Tensor:
     """ε_u + w (ε_c − ε_u), cond and uncond evaluated in one batch. ``guidance`` w may be a tensor that
     broadcasts against ε, to guide some frames or pixels more than others. ``w == 1`` everywhere or no
-    ``uncond`` is the plain conditional model."""
-    if uncond is None or bool(torch.all(torch.as_tensor(guidance) == 1.0)):
-        return model_fn(x, t, cond)
-    eps = model_fn(torch.cat([x, x], 0), torch.cat([t, t], 0), concat_cond(cond, uncond))  # (2B, C, ...)
-    eps_c, eps_u = eps.chunk(2, 0)
-    return eps_u + guidance * (eps_c - eps_u)
+    ``uncond`` is the plain conditional model. A ``guide`` adds autoguidance on top, (w_g − 1)(ε_c − ε_guide),
+    the guide model seeing the conditional inputs (one more model call per step)."""
+    if uncond is None or _is_one(guidance):
+        eps = eps_c = model_fn(x, t, cond)
+    else:
+        both = model_fn(torch.cat([x, x], 0), torch.cat([t, t], 0), concat_cond(cond, uncond))  # (2B, C, ...)
+        eps_c, eps_u = both.chunk(2, 0)
+        eps = eps_u + guidance * (eps_c - eps_u)
+    if guide is not None and not _is_one(guide.scale):
+        eps = eps + (guide.scale - 1.0) * (eps_c - guide.model_fn(x, t, cond))
+    return eps
 
 
 def _x0_preview(scheduler, out, x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -58,11 +82,11 @@ def _x0_preview(scheduler, out, x: torch.Tensor, eps: torch.Tensor, t: torch.Ten
 def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
            generator: torch.Generator | None = None, guidance: Guidance = 1.0, cond: Any = None,
            uncond: Any = None, callback: StepCallback | None = None, device: str | torch.device = "cpu",
-           x_T: torch.Tensor | None = None) -> torch.Tensor:
+           x_T: torch.Tensor | None = None, guide: AutoGuide | None = None) -> torch.Tensor:
     """Run ``steps`` denoising steps from Gaussian noise of ``shape``; returns x_0 (float32).
 
     ``callback(i, n, x0_preview)`` runs after every step — progress reports and cancellation live
-    there (it may raise to stop the loop).
+    there (it may raise to stop the loop). ``guide``: autoguidance by a weaker model (``AutoGuide``).
     """
     if steps < 1:
         raise ValueError(f"steps: {steps} must be ≥ 1")
@@ -74,7 +98,7 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
     for i, t in enumerate(scheduler.timesteps):
         x_in = scheduler.scale_model_input(x, t)
         t_batch = t.expand(shape[0]).to(device)  # (B,)
-        eps = guided_eps(model_fn, x_in, t_batch, cond, uncond, guidance).float()
+        eps = guided_eps(model_fn, x_in, t_batch, cond, uncond, guidance, guide).float()
         out = scheduler.step(eps, t, x, generator=generator)
         if callback is not None:
             callback(i, n, _x0_preview(scheduler, out, x, eps, t))

@@ -23,6 +23,8 @@ def make_recipe(task: str, inputs: dict[str, Any], seed: int, key: ModelKey | No
         "inputs": {**inputs, "seed": int(seed)},
         "model": {"name": key.model, "hash": model_hash(key.model)} if key.model else None,
         "adapters": [{"name": n, "weight": w, "hash": adapter_hash(n)} for n, w in key.adapters],
+        **({"guide_adapters": [{"name": n, "weight": w, "hash": adapter_hash(n)} for n, w in key.guide]}
+           if key.guide else {}),
     }
 
 

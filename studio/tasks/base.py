@@ -113,6 +113,7 @@ class ModelKey:
 
     model: str | None = None
     adapters: tuple[tuple[str, float], ...] = ()
+    guide: tuple[tuple[str, float], ...] = ()  # adapters of a second, weaker copy of the model (autoguidance)
 
 
 class Task(ABC):

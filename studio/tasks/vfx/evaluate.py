@@ -25,7 +25,8 @@ import torch
 
 from studio.tasks.vfx.data import Clip, ClipConfig, clip_for
 from studio.tasks.vfx.effects import EFFECT_NAMES
-from studio.tasks.vfx.task import DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE
+from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE,
+                                   DEFAULT_GUIDE_ADAPTER)
 
 HELD_OUT_SEED = 9_000
 VALIDATION_SEED = 9_001  # clips for choosing a default or a recipe: not the eval's, and no training run uses it
@@ -47,12 +48,22 @@ class Variant:
     guidance_scope: str = "clip"  # where guidance applies: clip / mask / interval / effect (pipeline.guidance_map)
     frame_noise: float | None = None  # starting-noise correlation across frames (None: the base's ρ)
     base: str = "vfx-base"
+    autoguidance: float = 1.0  # steer away from the guide adapter (1 = off)
+    guide: str = DEFAULT_GUIDE_ADAPTER
+
+    @property
+    def guide_adapters(self) -> tuple[tuple[str, float], ...]:
+        return ((self.guide, 1.0),) if self.autoguidance != 1.0 else ()
 
 
+_AUTO = (f"; autoguidance {DEFAULT_AUTOGUIDANCE:g} by {DEFAULT_GUIDE_ADAPTER}, as the CLI"
+         if DEFAULT_AUTOGUIDANCE != 1.0 else "")
 _GUIDED = (f"; guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}, as the CLI"
            if DEFAULT_GUIDANCE != 1.0 else "")
-MAIN = Variant(f"mixed LoRA + mask branch + timestamp tokens + frame hold (shipped{_GUIDED})", ("vfx-mixed",),
-               guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE)
+DEFAULT_SAMPLING = dict(guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE,
+                        autoguidance=DEFAULT_AUTOGUIDANCE)  # the CLI's sampling
+MAIN = Variant(f"mixed LoRA + mask branch + timestamp tokens + frame hold (shipped{_AUTO}{_GUIDED})", ("vfx-mixed",),
+               **DEFAULT_SAMPLING)
 SMALL = "vfx-base-small"  # the previous shipped base: the ablation adapters were trained on it
 SMALL_MIXED = Variant("small base: mixed LoRA + mask branch + timestamp tokens (the ablation's reference)",
                       ("vfx-mixed-small",), base=SMALL)
@@ -64,14 +75,17 @@ ABLATION = [
     Variant("small base: no mask branch", ("vfx-abl-nomask",), base=SMALL),
     Variant("shipped adapter's recipe without the frame hold (vfx-mixed-nohold: the default before the hold)",
             ("vfx-mixed-nohold",)),
-    *([Variant("shipped adapter without guidance", ("vfx-mixed",))] if DEFAULT_GUIDANCE != 1.0 else []),
+    *([Variant("shipped adapter without guidance or autoguidance", ("vfx-mixed",))]
+      if (DEFAULT_GUIDANCE, DEFAULT_AUTOGUIDANCE) != (1.0, 1.0) else []),
     Variant("the same recipe at 4000 steps (vfx-mixed-4000: the default before the longer runs)", ("vfx-mixed-4000",)),
-    Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False,
-            guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE),
-    Variant("shipped adapter, guidance 2 on the whole clip", ("vfx-mixed",), guidance=2.0),
-    Variant("shipped adapter, guidance 2 inside the mask", ("vfx-mixed",), guidance=2.0, guidance_scope="mask"),
+    Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False, **DEFAULT_SAMPLING),
+    Variant("shipped adapter, guidance 2 on the whole clip, no autoguidance", ("vfx-mixed",), guidance=2.0),
+    Variant("shipped adapter, guidance 2 inside the mask, no autoguidance", ("vfx-mixed",), guidance=2.0,
+            guidance_scope="mask"),
+    Variant(f"shipped adapter, autoguidance {DEFAULT_AUTOGUIDANCE:g} + guidance 1.5 inside the mask", ("vfx-mixed",),
+            guidance=1.5, guidance_scope="mask", autoguidance=DEFAULT_AUTOGUIDANCE),
     Variant("shipped adapter, starting noise shared across frames (ρ 0.99)", ("vfx-mixed",), frame_noise=0.99,
-            guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE),
+            **DEFAULT_SAMPLING),
     Variant("base model only (no adapter)", (), use_mask=False, use_time=False),
 ]
 PER_EFFECT = ("explode", "spin")
@@ -102,7 +116,7 @@ def available(variant: Variant) -> bool:
     if not (model_path(variant.base) / "config.json").is_file():
         return False
     try:
-        for a in variant.adapters:
+        for a in variant.adapters + tuple(g for g, _ in variant.guide_adapters):
             resolve_adapter_dir(a)
         return True
     except FileNotFoundError:
@@ -114,7 +128,8 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
     """The variant's clips for ``clips``' requests (``pipe``: an already loaded pipeline to use instead)."""
     from studio.tasks.vfx.pipeline import Request, VfxPipeline
 
-    pipe = pipe or VfxPipeline.load(base or variant.base, tuple((a, 1.0) for a in variant.adapters))
+    pipe = pipe or VfxPipeline.load(base or variant.base, tuple((a, 1.0) for a in variant.adapters),
+                                    guide=variant.guide_adapters)
     g = torch.Generator().manual_seed(seed)
     out: list[np.ndarray] = []
     for i in range(0, len(clips), batch):
@@ -122,7 +137,8 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
                         c.start_s if variant.use_time else None, c.end_s if variant.use_time else None, c.effect)
                 for c in clips[i : i + batch]]
         out += list(pipe.generate(reqs, steps=steps, generator=g, guidance=variant.guidance,
-                                  guidance_scope=variant.guidance_scope, frame_noise=variant.frame_noise))
+                                  guidance_scope=variant.guidance_scope, frame_noise=variant.frame_noise,
+                                  autoguidance=variant.autoguidance))
     return out
 
 
@@ -232,9 +248,12 @@ CARD_MARK = "## Measured by `studio eval vfx`"
 
 def sampling(variant: Variant | None, steps: int) -> str:
     """How a row's clips were sampled, in words."""
-    guided = variant is not None and variant.guidance != 1.0
-    return f"{steps} DDIM steps, " + (f"guidance {variant.guidance:g} on the {variant.guidance_scope}" if guided
-                                      else "no guidance")
+    parts = []
+    if variant is not None and variant.autoguidance != 1.0:
+        parts.append(f"autoguidance {variant.autoguidance:g} by {variant.guide}")
+    if variant is not None and variant.guidance != 1.0:
+        parts.append(f"guidance {variant.guidance:g} on the {variant.guidance_scope}")
+    return f"{steps} DDIM steps, " + (" + ".join(parts) or "no guidance")
 
 
 def annotate_cards(all_effects: dict[str, tuple[dict, Variant]], one_effect: dict[str, dict], n_clips: int,
@@ -294,7 +313,8 @@ def write_doc(path: Path, result: dict, rows: dict, per_effect: dict, sheet: Pat
         f"Held-out Open-VFX-mini clips: {result['clips']} ({result['clips'] // len(EFFECT_NAMES)} per effect × "
         f"{len(EFFECT_NAMES)} effects), 16 frames at 8 fps, 32×32; the shipped adapter sampled with "
         f"{result['sampling']} (the CLI's default guidance; the CLI samples 20 steps: "
-        "`docs/benchmarks/vfx_sampling_steps.md`), the ablation rows without guidance unless named; "
+        "`docs/benchmarks/vfx_sampling_steps.md`), the ablation rows of the shipped adapter as the CLI unless "
+        "named, the others unguided; "
         f"{'quick run' if result['quick'] else 'full run'}, {result['seconds']} s on this machine.", "",
         "## Goals (shipped models: `models/vfx-base` + `adapters/vfx-mixed`)", "",
         f"Motion is measured with a per-pixel noise floor of {round(255 * DetectorSpec.pixel_floor):g} grey levels, calibrated on the model's own "

@@ -62,6 +62,20 @@ def load_controls(dit: VideoDiT, adapter_dir: Path) -> VfxControls | None:
     return controls.eval()
 
 
+def load_with_adapters(model: str | Path, adapters: tuple[tuple[str, float], ...],
+                       device: str = "cpu") -> tuple[VideoDiT, VfxControls | None]:
+    """The base with its adapters loaded, and the first adapter's controls (None for plain LoRAs or none)."""
+    from studio.lora import load_adapter, resolve_adapter_dir
+
+    dit = load_base(model, device)
+    controls = None
+    for name, weight in adapters:
+        directory = resolve_adapter_dir(name)
+        load_adapter(dit, directory, adapter_name=name.replace(".", "_"), weight=weight)
+        controls = controls or load_controls(dit, directory)
+    return dit, controls
+
+
 def guidance_map(guidance: float, scope: str, cond: dict[str, Any], T: int, fps: float) -> float | torch.Tensor:
     """Where classifier-free guidance applies; elsewhere the scale is 1 (the plain conditional model).
     ``clip``: every frame and pixel (the usual scalar). ``mask``: inside the instance mask, every frame.
@@ -97,8 +111,10 @@ class Request:
 
 class VfxPipeline:
     def __init__(self, dit: VideoDiT, controls: VfxControls | None, text: Any, device: str = "cpu",
-                 dtype: torch.dtype = torch.float32, adapters: tuple[tuple[str, float], ...] = ()):
+                 dtype: torch.dtype = torch.float32, adapters: tuple[tuple[str, float], ...] = (),
+                 guide: VfxModel | None = None):
         self.model = VfxModel(dit, controls).to(device).eval()
+        self.guide = guide.to(device).eval() if guide is not None else None  # the weaker model, for autoguidance
         self.text, self.device, self.dtype = text, device, dtype
         self.adapters = adapters
         self.size = dit.config.sample_size
@@ -107,18 +123,15 @@ class VfxPipeline:
 
     @classmethod
     def load(cls, model: str = "vfx-base", adapters: tuple[tuple[str, float], ...] = (), device: str = "cpu",
-             dtype: str = "float32") -> "VfxPipeline":
+             dtype: str = "float32", guide: tuple[tuple[str, float], ...] = ()) -> "VfxPipeline":
+        """``guide``: adapters of a second copy of the base — a weaker model (e.g. an earlier checkpoint of the
+        same adapter) for autoguidance; () = none."""
         from studio.core.text import TextEncoder
-        from studio.lora import load_adapter, resolve_adapter_dir
 
-        dit = load_base(model, device)
-        controls = None
-        for name, weight in adapters:
-            directory = resolve_adapter_dir(name)
-            load_adapter(dit, directory, adapter_name=name.replace(".", "_"), weight=weight)
-            controls = controls or load_controls(dit, directory)
+        dit, controls = load_with_adapters(model, adapters, device)
+        guide_model = VfxModel(*load_with_adapters(model, guide, device)) if guide else None
         torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-        return cls(dit, controls, TextEncoder.get(), device, torch_dtype, adapters)
+        return cls(dit, controls, TextEncoder.get(), device, torch_dtype, adapters, guide_model)
 
     @property
     def has_mask_branch(self) -> bool:
@@ -129,7 +142,8 @@ class VfxPipeline:
     def generate(self, requests: list[Request], steps: int = 20, generator: torch.Generator | None = None,
                  sampler: str = "ddim", frames: int | None = None, guidance: float = 1.0,
                  callback: Callable[[int, int, torch.Tensor], None] | None = None,
-                 frame_noise: float | None = None, guidance_scope: str = "clip") -> np.ndarray:
+                 frame_noise: float | None = None, guidance_scope: str = "clip",
+                 autoguidance: float = 1.0) -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
@@ -143,8 +157,10 @@ class VfxPipeline:
         that frame's own details, which the object keeps changing after its effect has ended; more
         shared noise (as FreeNoise shares noise between frames at inference) keeps them alike.
         """
-        from studio.diffusion import mixed_noise, sample, scheduler_from_spec
+        from studio.diffusion import AutoGuide, mixed_noise, sample, scheduler_from_spec
 
+        if autoguidance != 1.0 and self.guide is None:
+            raise ValueError("autoguidance: needs a guide model (load the pipeline with guide=… adapters)")
         T = frames or self.frames
         # 1. conditioning: reference, text tokens, mask video, times (and the same without the prompt)
         cond, uncond = self._cond(requests, T, with_uncond=guidance != 1.0)
@@ -157,8 +173,10 @@ class VfxPipeline:
             rho = self.model.noise_correlation if frame_noise is None else frame_noise
             x_T = mixed_noise(shape, rho, dim=2, generator=generator)
             w = guidance_map(guidance, guidance_scope, cond, T, self.fps)
+            guide = AutoGuide(eps_model_fn(self.guide, scheduler), autoguidance) if autoguidance != 1.0 else None
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
-                       guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T)
+                       guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T,
+                       guide=guide)
         # 3. back to pixels: the reference plus the generated change
         video = decode(z.float(), cond["ref"].float())
         video[:, :, 0] = cond["ref"]  # frame 0 is the reference by definition

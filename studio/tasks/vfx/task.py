@@ -29,6 +29,9 @@ VIEW_SCALE = 8
 GUIDANCE_SCOPES = ("clip", "mask", "interval", "effect")  # where prompt guidance applies (pipeline.guidance_map)
 GuidanceScope = Literal[GUIDANCE_SCOPES]  # type: ignore[valid-type]
 DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE = 1.0, "mask"
+# Autoguidance (Karras et al. 2024): the default adapter's own 4000-step checkpoint is the weaker model the sampler
+# steps away from; the scale is chosen by the same rule on validation clips (docs/benchmarks/vfx_sampling_steps.md).
+DEFAULT_AUTOGUIDANCE, DEFAULT_GUIDE_ADAPTER = 1.0, "vfx-mixed-4000"
 
 
 class VfxInputs(TaskInputs):
@@ -51,6 +54,13 @@ class VfxInputs(TaskInputs):
         DEFAULT_GUIDANCE_SCOPE, description="Where guidance applies: the whole clip, inside the mask, the frames from "
         "start to end, or those frames inside the mask (the effect); elsewhere the plain model "
         "(docs/benchmarks/vfx_sampling_steps.md).")
+    autoguidance: float = Field(DEFAULT_AUTOGUIDANCE, ge=1.0, le=10.0,
+                                description="Autoguidance scale: steer away from the guide adapter's prediction for "
+                                "the same request (1 = off, else one more model pass per step).")
+    guide_adapter: str = Field(DEFAULT_GUIDE_ADAPTER,
+                               description="The weaker adapter autoguidance steers away from: an earlier checkpoint "
+                               "of the adapter in use (the default is the default adapter's; with another adapter "
+                               "pick its own or set autoguidance 1).")
     sampler: Literal["ddim", "dpm++"] = Field("ddim", description="Sampler.")
     frame_noise: float | None = Field(None, ge=0.0, lt=1.0,
                                       description="Correlation of the starting noise across frames (unset = the ρ "
@@ -112,13 +122,24 @@ class VfxTask(Task):
                 resolve_adapter_dir(name)
             except (AdapterNotFound, FileNotFoundError):
                 raise InputError("adapters", f"unknown adapter {name!r}") from None
+        if inputs.autoguidance != 1.0:
+            try:
+                resolve_adapter_dir(inputs.guide_adapter)
+            except (AdapterNotFound, FileNotFoundError):
+                raise InputError("guide_adapter", f"unknown adapter {inputs.guide_adapter!r} "
+                                 "(or set autoguidance 1 to sample without a guide)") from None
 
     # ---- pipeline ------------------------------------------------------------------------------
+
+    def cache_key(self, inputs: VfxInputs) -> ModelKey:  # type: ignore[override]
+        key = super().cache_key(inputs)
+        guide = ((inputs.guide_adapter, 1.0),) if inputs.autoguidance != 1.0 else ()
+        return ModelKey(key.model, key.adapters, guide)
 
     def load(self, key: ModelKey, device: str = "cpu", dtype: str = "float32") -> Any:
         from studio.tasks.vfx.pipeline import VfxPipeline
 
-        return VfxPipeline.load(key.model or self.default_model, key.adapters, device, dtype)
+        return VfxPipeline.load(key.model or self.default_model, key.adapters, device, dtype, guide=key.guide)
 
     def run(self, pipeline: Any, inputs: VfxInputs, ctx: RunContext) -> TaskResult:  # type: ignore[override]
         from studio.tasks.vfx.pipeline import Request
@@ -131,7 +152,7 @@ class VfxTask(Task):
         req = Request(ref, prompt, mask if given else None, inputs.start, inputs.end, inputs.effect)
         clip = pipeline.generate([req], steps=inputs.steps, generator=ctx.generator("cpu"), sampler=inputs.sampler,
                                  frames=inputs.frames, guidance=inputs.guidance, frame_noise=inputs.frame_noise,
-                                 guidance_scope=inputs.guidance_scope,
+                                 guidance_scope=inputs.guidance_scope, autoguidance=inputs.autoguidance,
                                  callback=lambda i, n, _x: ctx.step(i, n, f"denoising {i + 1}/{n}"))[0]
         # 3. measure what came out, 4. write the files
         data = measure(clip, mask, inputs.start, inputs.end)

@@ -64,6 +64,10 @@ class LoraSection(Section):
     effect_label: bool = Field(False, description="The effect's name (--effect) also enters as a class label "
                                "(EffectEmbed: a zero-initialised row per effect in the data, added to the "
                                "conditioning vector), beside the prompt.")
+    init_from: str | None = Field(None, description="Start from this controllable adapter's weights (LoRA and "
+                                  "controls; a name under adapters/ or a folder) instead of zero, as kohya's "
+                                  "--network_weights: e.g. specialise the mixed adapter to one effect. Its rank, "
+                                  "targets and controls must be this section's, and it must be on this base.")
     train_base: bool = Field(False, description="Also train every base weight (full fine-tune with the controls); "
                              "the tuned base is exported to <export_dir>/base, the adapter is tied to it.")
 
@@ -193,7 +197,7 @@ def export_base(dit, out: Path, record: dict) -> Path:
 def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     """Fine-tune a controllable LoRA (peft LoRA + mask branch + temporal control) on the base."""
     from studio.diffusion import scheduler_from_spec
-    from studio.lora import add_lora
+    from studio.lora import add_lora, load_adapter
     from studio.tasks.vfx.controls import TEMPORAL, ControlSpec, MaskBranchSpec, VfxControls
     from studio.tasks.vfx.objective import NOISE, Objective, VfxModel
     from studio.tasks.vfx.pipeline import load_base
@@ -202,13 +206,19 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     assert lc is not None
     torch.manual_seed(cfg.seed)
     dit = load_base(lc.base)
-    add_lora(dit, lc.name, rank=lc.rank, alpha=lc.alpha, targets=lc.targets)
+    if lc.init_from:
+        load_adapter(dit, lc.init_from, adapter_name=lc.name, trainable=True)  # refuses an adapter of another base
+        check_same_lora(dit, lc)
+    else:
+        add_lora(dit, lc.name, rank=lc.rank, alpha=lc.alpha, targets=lc.targets)
     t0 = time.time()
     dataset = build_dataset(cfg)
     labels = tuple(n for n in dataset.names if n != "unknown") if lc.effect_label else ()  # unknown → the null row
     spec = ControlSpec(TEMPORAL[lc.temporal], MaskBranchSpec(lc.mask_blocks) if lc.mask_blocks else None,
                        lc.skip_mix, lc.hold, labels)
     controls = VfxControls(dit, spec)
+    if lc.init_from:
+        start_controls_from(dit, controls, lc.init_from)
     if lc.train_base:
         for name, p in dit.named_parameters():
             p.requires_grad_(p.requires_grad or "lora_" not in name)
@@ -222,7 +232,7 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
               "mask_loss_weight": lc.mask_loss_weight, "caption_dropout": lc.caption_dropout,
               "motion_loss_weight": lc.motion_loss_weight,
               "after_end_loss_weight": lc.after_end_loss_weight, "hold_loss_weight": lc.hold_loss_weight,
-              "train_base": lc.train_base,
+              "train_base": lc.train_base, "init_from": lc.init_from,
               "loss_curve": LOSS_CURVE if result.loss_curve else None}
     if cfg.export_dir is not None:
         from studio.tasks.vfx.pipeline import save_controllable_adapter
@@ -234,6 +244,27 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
         if lc.train_base:  # after the adapter: saving an adapter replaces its whole folder
             export_tuned_base(dit, Path(cfg.export_dir) / "base", {"kind": "vfx-base", "tuned_from": lc.base, **record})
     return record
+
+
+def check_same_lora(dit, lc: LoraSection) -> None:
+    """The adapter ``init_from`` loaded must have the rank, alpha and targets the config asks for."""
+    got = dit.peft_config[lc.name]
+    have = (got.r, float(got.lora_alpha), sorted(got.target_modules))
+    want = (lc.rank, float(lc.alpha), sorted(lc.targets))
+    if have != want:
+        raise ValueError(f"init_from: {lc.init_from!r} has rank, alpha, targets {have}; the config asks {want}")
+
+
+def start_controls_from(dit, controls, init_from: str) -> None:
+    """Copy a trained adapter's controls (mask branch, timestamp tokens, hold…) into ``controls``; the specs must match."""
+    from studio.lora import resolve_adapter_dir
+    from studio.tasks.vfx.pipeline import load_controls
+
+    trained = load_controls(dit, resolve_adapter_dir(init_from))
+    if trained is None or trained.spec != controls.spec:
+        have = trained.spec.to_dict() if trained is not None else "none (a plain LoRA)"
+        raise ValueError(f"init_from: {init_from!r} has controls {have}; the config asks {controls.spec.to_dict()}")
+    controls.load_state_dict(trained.state_dict())
 
 
 def main(config_path: str | Path, overrides: dict | None = None) -> dict:

@@ -36,30 +36,33 @@ KEYS = ("t_iou", "frame_error_pct", "start_bias", "end_bias", "mask_precision", 
 TOLERANCE = 0.02  # how much T-IoU or mask precision a setting may lose against the eval's for more effect accuracy
 
 
-def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guide: str | None = None) -> list[dict]:
-    """One row per (adapter, setting): the eval's scores on the validation clips; ``guide`` is the adapter
-    autoguidance steers away from (default: the CLI's)."""
+def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guides: list[str] | None = None,
+          effects: tuple[str, ...] | None = None) -> list[dict]:
+    """One row per (adapter, setting, guide): the eval's scores on the validation clips (of ``effects``; None =
+    all); ``guides`` are the adapters autoguidance steers away from, each tried on the autoguided settings
+    (default: the CLI's)."""
     from studio.paths import model_path
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.classifier import load_classifier
     from studio.tasks.vfx.pipeline import VfxPipeline
 
-    clips = ev.held_out(per_effect, seed=VALIDATION_SEED)
+    clips = ev.held_out(per_effect, effects or ev.EFFECT_NAMES, seed=VALIDATION_SEED)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
-    guide = guide or ev.DEFAULT_GUIDE_ADAPTER
-    guided = any(auto != 1.0 for *_, auto in settings)
     rows = []
     for adapter in adapters:
-        pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),), guide=((guide, 1.0),) if guided else ())
-        for steps, guidance, scope, auto in settings:
-            t0 = time.time()
-            variant = ev.Variant(f"{adapter} {steps} steps", (adapter,), guidance=guidance, guidance_scope=scope,
-                                 autoguidance=auto, guide=guide)
-            r = ev.score(clips, ev.generate(variant, clips, steps, pipe=pipe), classifier)
-            rows.append({"adapter": adapter, "steps": steps, "guidance": guidance, "scope": scope,
-                         "autoguidance": auto, "guide": guide, "seconds": time.time() - t0,
-                         **{k: r[k] for k in KEYS}})
-            print(rows[-1], flush=True)
+        for i, guide in enumerate(guides or [ev.DEFAULT_GUIDE_ADAPTER]):
+            pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),), guide=((guide, 1.0),))
+            for steps, guidance, scope, auto in settings:
+                if auto == 1.0 and i > 0:
+                    continue  # no autoguidance: the same for every guide, scored once
+                t0 = time.time()
+                variant = ev.Variant(f"{adapter} {steps} steps", (adapter,), guidance=guidance,
+                                     guidance_scope=scope, autoguidance=auto, guide=guide)
+                r = ev.score(clips, ev.generate(variant, clips, steps, pipe=pipe), classifier)
+                rows.append({"adapter": adapter, "steps": steps, "guidance": guidance, "scope": scope,
+                             "autoguidance": auto, "guide": guide, "seconds": time.time() - t0,
+                             **{k: r[k] for k in KEYS}})
+                print(rows[-1], flush=True)
     return rows
 
 
@@ -79,7 +82,7 @@ def choose(rows: list[dict]) -> dict[str, dict]:
 def setting(r: dict) -> str:
     """A row's sampling in words."""
     text = f"{r['steps']} steps, guidance {r['guidance']:g}" + (f" on the {r['scope']}" if r["guidance"] != 1.0 else "")
-    return text + (f", autoguidance {r['autoguidance']:g}" if r["autoguidance"] != 1.0 else "")
+    return text + (f", autoguidance {r['autoguidance']:g} by {r['guide']}" if r["autoguidance"] != 1.0 else "")
 
 
 def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, command: str) -> str:
@@ -122,16 +125,18 @@ def parse_settings(text: str) -> tuple[tuple[int, float, str, float], ...]:
 
 def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
     """Whether the guidance the CLI and the eval default to is still the one the rule names for the default adapter."""
-    from studio.tasks.vfx.task import DEFAULT_AUTOGUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE
+    from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE,
+                                       DEFAULT_GUIDE_ADAPTER)
 
-    parts = ([f"autoguidance {DEFAULT_AUTOGUIDANCE:g}"] if DEFAULT_AUTOGUIDANCE != 1.0 else []) + (
+    parts = ([f"autoguidance {DEFAULT_AUTOGUIDANCE:g} by {DEFAULT_GUIDE_ADAPTER}"] if DEFAULT_AUTOGUIDANCE != 1.0 else []) + (
         [f"guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}"] if DEFAULT_GUIDANCE != 1.0 else [])
     shipped = " + ".join(parts) or "no guidance"
     if adapter not in best:
         return f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`)."
     r = best[adapter]
     agree = (r["guidance"] == DEFAULT_GUIDANCE and (r["guidance"] == 1.0 or r["scope"] == DEFAULT_GUIDANCE_SCOPE)
-             and r["autoguidance"] == DEFAULT_AUTOGUIDANCE)
+             and r["autoguidance"] == DEFAULT_AUTOGUIDANCE
+             and (r["autoguidance"] == 1.0 or r["guide"] == DEFAULT_GUIDE_ADAPTER))
     return (f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`): "
             + ("the rule's choice for the default adapter." if agree else "**not** the rule's choice for the "
                "default adapter in this run — update `DEFAULT_GUIDANCE` / `DEFAULT_AUTOGUIDANCE`."))
@@ -148,18 +153,23 @@ def main() -> None:
     ap.add_argument("--settings", type=parse_settings, default=SETTINGS,
                     help="'steps:guidance:scope[:autoguidance],…' to score only these (the first is the reference); "
                     "default: all")
-    ap.add_argument("--guide", default=None, help="the adapter autoguidance steers away from (default: the CLI's)")
+    ap.add_argument("--guides", nargs="+", default=None,
+                    help="the adapters autoguidance steers away from, each tried (default: the CLI's)")
+    ap.add_argument("--effects", nargs="+", default=None, help="only these effects' validation clips (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    rows = sweep(args.adapters, args.per_effect, args.settings, args.guide)
+    effects = tuple(args.effects or EFFECT_NAMES)
+    rows = sweep(args.adapters, args.per_effect, args.settings, args.guides, effects)
     command = f"python scripts/vfx_sampling_steps.py --adapters {' '.join(args.adapters)} --out {args.out}"
     if args.settings != SETTINGS:
         command += " --settings " + ",".join(f"{n}:{g:g}:{sc}" + (f":{a:g}" if a != 1.0 else "")
                                               for n, g, sc, a in args.settings)
-    if args.guide:
-        command += f" --guide {args.guide}"
-    text = render(rows, choose(rows), args.per_effect * len(EFFECT_NAMES), time.time() - t0, command)
+    if args.guides:
+        command += f" --guides {' '.join(args.guides)}"
+    if args.effects:
+        command += f" --effects {' '.join(args.effects)} --per-effect {args.per_effect}"
+    text = render(rows, choose(rows), args.per_effect * len(effects), time.time() - t0, command)
     print(text)
     Path(args.out).write_text(text)
 

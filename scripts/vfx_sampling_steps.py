@@ -52,15 +52,17 @@ def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guides: list[
     for adapter in adapters:
         for i, guide in enumerate(guides or [ev.DEFAULT_GUIDE_ADAPTER]):
             pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),), guide=((guide, 1.0),))
-            for steps, guidance, scope, auto in settings:
+            for steps, guidance, scope, auto, *min_t in settings:
                 if auto == 1.0 and i > 0:
                     continue  # no autoguidance: the same for every guide, scored once
                 t0 = time.time()
                 variant = ev.Variant(f"{adapter} {steps} steps", (adapter,), guidance=guidance,
-                                     guidance_scope=scope, autoguidance=auto, guide=guide)
+                                     guidance_scope=scope, autoguidance=auto, guide=guide,
+                                     autoguidance_min_timestep=min_t[0] if min_t else 0.0)
                 r = ev.score(clips, ev.generate(variant, clips, steps, pipe=pipe), classifier)
                 rows.append({"adapter": adapter, "steps": steps, "guidance": guidance, "scope": scope,
-                             "autoguidance": auto, "guide": guide, "seconds": time.time() - t0,
+                             "autoguidance": auto, "guide": guide, "min_t": variant.autoguidance_min_timestep,
+                             "seconds": time.time() - t0,
                              **{k: r[k] for k in KEYS}})
                 print(rows[-1], flush=True)
     return rows
@@ -82,7 +84,10 @@ def choose(rows: list[dict]) -> dict[str, dict]:
 def setting(r: dict) -> str:
     """A row's sampling in words."""
     text = f"{r['steps']} steps, guidance {r['guidance']:g}" + (f" on the {r['scope']}" if r["guidance"] != 1.0 else "")
-    return text + (f", autoguidance {r['autoguidance']:g} by {r['guide']}" if r["autoguidance"] != 1.0 else "")
+    if r["autoguidance"] == 1.0:
+        return text
+    text += f", autoguidance {r['autoguidance']:g} by {r['guide']}"
+    return text + (f" at t ≥ {r['min_t']:g}" if r.get("min_t") else "")
 
 
 def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, command: str) -> str:
@@ -113,22 +118,24 @@ def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, comm
     return "\n".join(lines)
 
 
-def parse_settings(text: str) -> tuple[tuple[int, float, str, float], ...]:
-    """'10:1:clip,10:2:mask:2' → ((10, 1.0, 'clip', 1.0), (10, 2.0, 'mask', 2.0)): steps, guidance, scope and
-    optionally the autoguidance scale (1 = none)."""
+def parse_settings(text: str) -> tuple[tuple, ...]:
+    """'10:1:clip,10:2:mask:2,10:1:clip:3:500' → ((10, 1.0, 'clip', 1.0), (10, 2.0, 'mask', 2.0),
+    (10, 1.0, 'clip', 3.0, 500.0)): steps, guidance, scope, optionally the autoguidance scale (1 = none) and the
+    training timestep from which it applies (a limited interval: only the noisier steps; default every step)."""
     out = []
     for item in text.split(","):
-        steps, guidance, scope, *auto = item.split(":")
-        out.append((int(steps), float(guidance), scope, float(auto[0]) if auto else 1.0))
+        steps, guidance, scope, *rest = item.split(":")
+        auto = (float(rest[0]),) if rest else (1.0,)
+        out.append((int(steps), float(guidance), scope, *auto, *(float(x) for x in rest[1:2])))
     return tuple(out)
 
 
 def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
     """Whether the guidance the CLI and the eval default to is still the one the rule names for the default adapter."""
-    from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE,
-                                       DEFAULT_GUIDE_ADAPTER)
+    from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE,
+                                       DEFAULT_GUIDANCE_SCOPE, DEFAULT_GUIDE_ADAPTER)
 
-    parts = ([f"autoguidance {DEFAULT_AUTOGUIDANCE:g} by {DEFAULT_GUIDE_ADAPTER}"] if DEFAULT_AUTOGUIDANCE != 1.0 else []) + (
+    parts = ([f"autoguidance {DEFAULT_AUTOGUIDANCE:g} by {DEFAULT_GUIDE_ADAPTER} at t ≥ {DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP:g}"] if DEFAULT_AUTOGUIDANCE != 1.0 else []) + (
         [f"guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}"] if DEFAULT_GUIDANCE != 1.0 else [])
     shipped = " + ".join(parts) or "no guidance"
     if adapter not in best:
@@ -136,7 +143,8 @@ def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
     r = best[adapter]
     agree = (r["guidance"] == DEFAULT_GUIDANCE and (r["guidance"] == 1.0 or r["scope"] == DEFAULT_GUIDANCE_SCOPE)
              and r["autoguidance"] == DEFAULT_AUTOGUIDANCE
-             and (r["autoguidance"] == 1.0 or r["guide"] == DEFAULT_GUIDE_ADAPTER))
+             and (r["autoguidance"] == 1.0 or (r["guide"], r.get("min_t", 0.0))
+                  == (DEFAULT_GUIDE_ADAPTER, DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP)))
     return (f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`): "
             + ("the rule's choice for the default adapter." if agree else "**not** the rule's choice for the "
                "default adapter in this run — update `DEFAULT_GUIDANCE` / `DEFAULT_AUTOGUIDANCE`."))
@@ -163,8 +171,8 @@ def main() -> None:
     rows = sweep(args.adapters, args.per_effect, args.settings, args.guides, effects)
     command = f"python scripts/vfx_sampling_steps.py --adapters {' '.join(args.adapters)} --out {args.out}"
     if args.settings != SETTINGS:
-        command += " --settings " + ",".join(f"{n}:{g:g}:{sc}" + (f":{a:g}" if a != 1.0 else "")
-                                              for n, g, sc, a in args.settings)
+        command += " --settings " + ",".join(f"{n}:{g:g}:{sc}" + (f":{a:g}" if a != 1.0 or t else "")
+                                              + "".join(f":{x:g}" for x in t) for n, g, sc, a, *t in args.settings)
     if args.guides:
         command += f" --guides {' '.join(args.guides)}"
     if args.effects:

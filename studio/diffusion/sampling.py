@@ -42,10 +42,16 @@ class AutoGuide:
     ε_guide + w (ε_c − ε_guide). Unlike prompt guidance it needs no unconditional branch, and it pushes on what
     the longer-trained model learned beyond the weaker one rather than on the prompt alone. (diffusers'
     ``guiders.AutoGuidance`` builds its weak model by dropping layers of the same network; here it is any
-    ``model_fn``.)"""
+    ``model_fn``.) ``timesteps`` limits it to a range of the training timesteps, as Kynkäänniemi et al. 2024 limit
+    classifier-free guidance to an interval of noise levels."""
 
     model_fn: ModelFn
     scale: Guidance = 2.0
+    timesteps: tuple[float, float] = (0.0, float("inf"))  # guide only where lo ≤ t ≤ hi (a limited interval)
+
+    def active(self, t: torch.Tensor) -> bool:
+        lo, hi = self.timesteps
+        return not _is_one(self.scale) and lo <= float(t.reshape(-1)[0]) <= hi
 
 
 def _is_one(scale: Guidance) -> bool:
@@ -64,7 +70,7 @@ def guided_eps(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, cond: Any, u
         both = model_fn(torch.cat([x, x], 0), torch.cat([t, t], 0), concat_cond(cond, uncond))  # (2B, C, ...)
         eps_c, eps_u = both.chunk(2, 0)
         eps = eps_u + guidance * (eps_c - eps_u)
-    if guide is not None and not _is_one(guide.scale):
+    if guide is not None and guide.active(t):
         eps = eps + (guide.scale - 1.0) * (eps_c - guide.model_fn(x, t, cond))
     return eps
 

@@ -25,8 +25,8 @@ import torch
 
 from studio.tasks.vfx.data import Clip, ClipConfig, clip_for
 from studio.tasks.vfx.effects import EFFECT_NAMES
-from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_GUIDANCE, DEFAULT_GUIDANCE_SCOPE,
-                                   DEFAULT_GUIDE_ADAPTER)
+from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE,
+                                   DEFAULT_GUIDANCE_SCOPE, DEFAULT_GUIDE_ADAPTER)
 
 HELD_OUT_SEED = 9_000
 VALIDATION_SEED = 9_001  # clips for choosing a default or a recipe: not the eval's, and no training run uses it
@@ -50,18 +50,20 @@ class Variant:
     base: str = "vfx-base"
     autoguidance: float = 1.0  # steer away from the guide adapter (1 = off)
     guide: str = DEFAULT_GUIDE_ADAPTER
+    autoguidance_min_timestep: float = 0.0  # autoguidance only at training timesteps ≥ this (0 = every step)
 
     @property
     def guide_adapters(self) -> tuple[tuple[str, float], ...]:
         return ((self.guide, 1.0),) if self.autoguidance != 1.0 else ()
 
 
-_AUTO = (f"; autoguidance {DEFAULT_AUTOGUIDANCE:g} by {DEFAULT_GUIDE_ADAPTER}, as the CLI"
-         if DEFAULT_AUTOGUIDANCE != 1.0 else "")
+_AUTO = (f"; autoguidance {DEFAULT_AUTOGUIDANCE:g} by {DEFAULT_GUIDE_ADAPTER} at t ≥ {DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP:g}, "
+         "as the CLI" if DEFAULT_AUTOGUIDANCE != 1.0 else "")
 _GUIDED = (f"; guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}, as the CLI"
            if DEFAULT_GUIDANCE != 1.0 else "")
 DEFAULT_SAMPLING = dict(guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE,
-                        autoguidance=DEFAULT_AUTOGUIDANCE)  # the CLI's sampling
+                        autoguidance=DEFAULT_AUTOGUIDANCE,
+                        autoguidance_min_timestep=DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP)  # the CLI's sampling
 MAIN = Variant(f"mixed LoRA + mask branch + timestamp tokens + frame hold (shipped{_AUTO}{_GUIDED})", ("vfx-mixed",),
                **DEFAULT_SAMPLING)
 SMALL = "vfx-base-small"  # the previous shipped base: the ablation adapters were trained on it
@@ -82,8 +84,10 @@ ABLATION = [
     Variant("shipped adapter, guidance 2 on the whole clip, no autoguidance", ("vfx-mixed",), guidance=2.0),
     Variant("shipped adapter, guidance 2 inside the mask, no autoguidance", ("vfx-mixed",), guidance=2.0,
             guidance_scope="mask"),
-    Variant(f"shipped adapter, autoguidance {DEFAULT_AUTOGUIDANCE:g} + guidance 1.5 inside the mask", ("vfx-mixed",),
-            guidance=1.5, guidance_scope="mask", autoguidance=DEFAULT_AUTOGUIDANCE),
+    Variant("shipped adapter, autoguidance 2 at every step (the default before the limited interval)", ("vfx-mixed",),
+            autoguidance=2.0),
+    Variant("shipped adapter, the CLI's autoguidance + guidance 1.5 inside the mask", ("vfx-mixed",),
+            **{**DEFAULT_SAMPLING, "guidance": 1.5, "guidance_scope": "mask"}),
     Variant("shipped adapter, starting noise shared across frames (ρ 0.99)", ("vfx-mixed",), frame_noise=0.99,
             **DEFAULT_SAMPLING),
     Variant("base model only (no adapter)", (), use_mask=False, use_time=False),
@@ -138,7 +142,8 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
                 for c in clips[i : i + batch]]
         out += list(pipe.generate(reqs, steps=steps, generator=g, guidance=variant.guidance,
                                   guidance_scope=variant.guidance_scope, frame_noise=variant.frame_noise,
-                                  autoguidance=variant.autoguidance))
+                                  autoguidance=variant.autoguidance,
+                                  autoguidance_timesteps=(variant.autoguidance_min_timestep, float("inf"))))
     return out
 
 
@@ -250,7 +255,8 @@ def sampling(variant: Variant | None, steps: int) -> str:
     """How a row's clips were sampled, in words."""
     parts = []
     if variant is not None and variant.autoguidance != 1.0:
-        parts.append(f"autoguidance {variant.autoguidance:g} by {variant.guide}")
+        parts.append(f"autoguidance {variant.autoguidance:g} by {variant.guide}"
+                     + (f" at t ≥ {variant.autoguidance_min_timestep:g}" if variant.autoguidance_min_timestep else ""))
     if variant is not None and variant.guidance != 1.0:
         parts.append(f"guidance {variant.guidance:g} on the {variant.guidance_scope}")
     return f"{steps} DDIM steps, " + (" + ".join(parts) or "no guidance")

@@ -143,7 +143,8 @@ class VfxPipeline:
                  sampler: str = "ddim", frames: int | None = None, guidance: float = 1.0,
                  callback: Callable[[int, int, torch.Tensor], None] | None = None,
                  frame_noise: float | None = None, guidance_scope: str = "clip",
-                 autoguidance: float = 1.0) -> np.ndarray:
+                 autoguidance: float = 1.0,
+                 autoguidance_timesteps: tuple[float, float] = (0.0, float("inf"))) -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
@@ -173,7 +174,8 @@ class VfxPipeline:
             rho = self.model.noise_correlation if frame_noise is None else frame_noise
             x_T = mixed_noise(shape, rho, dim=2, generator=generator)
             w = guidance_map(guidance, guidance_scope, cond, T, self.fps)
-            guide = AutoGuide(eps_model_fn(self.guide, scheduler), autoguidance) if autoguidance != 1.0 else None
+            guide = (AutoGuide(eps_model_fn(self.guide, scheduler), autoguidance, autoguidance_timesteps)
+                     if autoguidance != 1.0 else None)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T,
                        guide=guide)

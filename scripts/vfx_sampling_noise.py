@@ -35,7 +35,7 @@ def sweep(per_effect: int, steps: int) -> list[dict]:
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
     rows = []
     for rho in RHOS:
-        variant = ev.Variant(f"ρ {rho}", ev.MAIN.adapters, frame_noise=rho)
+        variant = ev.Variant(f"ρ {rho}", ev.MAIN.adapters, frame_noise=rho, **ev.DEFAULT_SAMPLING)  # as the CLI
         r = ev.score(clips, ev.generate(variant, clips, steps), classifier)
         rows.append({"rho": rho, **{k: r[k] for k in ("t_iou", "frame_error_pct", "mask_precision", "effect_accuracy",
                                                       "end_bias", "after_end_motion")}})
@@ -63,7 +63,7 @@ def render(rows: list[dict], best: dict, n: int, steps: int, seconds: float) -> 
     name = lambda r: f"{rho0:g} (trained)" if r["rho"] is None else f"{r['rho']:g}"  # noqa: E731
     lines = ["# VFX sampling: starting noise shared across frames (`scripts/vfx_sampling_noise.py`)", "",
              f"Shipped `models/vfx-base` + `adapters/vfx-mixed`, {n} validation clips (seed {VALIDATION_SEED}: not the "
-             f"eval's, not a training seed), {steps} DDIM steps. ρ = correlation of the starting noise across frames "
+             f"eval's, not a training seed), {steps} DDIM steps, {sampling()} as the CLI. ρ = correlation of the starting noise across frames "
              "(each frame: √ρ·shared + √(1−ρ)·own). *after end*: mean motion inside the object from the true end on "
              "(grey levels; the truth has none).", "",
              "| sampling ρ | T-IoU | E_f (% clip) | end bias (frames) | after end | mask precision | effect acc. |",
@@ -81,6 +81,13 @@ def render(rows: list[dict], best: dict, n: int, steps: int, seconds: float) -> 
               f"{seconds:.0f} s on this machine. Reproduce: `python scripts/vfx_sampling_noise.py --out "
               "docs/benchmarks/vfx_sampling_noise.md`.", ""]
     return "\n".join(lines)
+
+
+def sampling() -> str:
+    """The CLI's guidance, in words (the rows are sampled with it)."""
+    from studio.tasks.vfx import evaluate as ev
+
+    return ev.sampling(ev.MAIN, 0).split(", ", 1)[1]
 
 
 def reading(rows: list[dict]) -> str:

@@ -63,7 +63,7 @@ def render(rows: list[dict], best: dict, n: int, steps: int, seconds: float) -> 
     name = lambda r: f"{rho0:g} (trained)" if r["rho"] is None else f"{r['rho']:g}"  # noqa: E731
     lines = ["# VFX sampling: starting noise shared across frames (`scripts/vfx_sampling_noise.py`)", "",
              f"Shipped `models/vfx-base` + `adapters/vfx-mixed`, {n} validation clips (seed {VALIDATION_SEED}: not the "
-             f"eval's, not a training seed), {steps} DDIM steps, {sampling()} as the CLI. ρ = correlation of the starting noise across frames "
+             f"eval's, not a training seed), {steps} DDIM steps, {ev.guidance_words(ev.MAIN)} as the CLI. ρ = correlation of the starting noise across frames "
              "(each frame: √ρ·shared + √(1−ρ)·own). *after end*: mean motion inside the object from the true end on "
              "(grey levels; the truth has none).", "",
              "| sampling ρ | T-IoU | E_f (% clip) | end bias (frames) | after end | mask precision | effect acc. |",
@@ -81,13 +81,6 @@ def render(rows: list[dict], best: dict, n: int, steps: int, seconds: float) -> 
               f"{seconds:.0f} s on this machine. Reproduce: `python scripts/vfx_sampling_noise.py --out "
               "docs/benchmarks/vfx_sampling_noise.md`.", ""]
     return "\n".join(lines)
-
-
-def sampling() -> str:
-    """The CLI's guidance, in words (the rows are sampled with it)."""
-    from studio.tasks.vfx import evaluate as ev
-
-    return ev.sampling(ev.MAIN, 0).split(", ", 1)[1]
 
 
 def reading(rows: list[dict]) -> str:

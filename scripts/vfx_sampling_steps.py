@@ -48,10 +48,11 @@ def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guides: list[
 
     clips = ev.held_out(per_effect, effects or ev.EFFECT_NAMES, seed=VALIDATION_SEED)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
+    guided = any(auto != 1.0 for _, _, _, auto, *_ in settings)  # load a guide model only if a setting uses it
     rows = []
     for adapter in adapters:
         for i, guide in enumerate(guides or [ev.DEFAULT_GUIDE_ADAPTER]):
-            pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),), guide=((guide, 1.0),))
+            pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),), guide=((guide, 1.0),) if guided else ())
             for steps, guidance, scope, auto, *min_t in settings:
                 if auto == 1.0 and i > 0:
                     continue  # no autoguidance: the same for every guide, scored once
@@ -132,19 +133,15 @@ def parse_settings(text: str) -> tuple[tuple, ...]:
 
 def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
     """Whether the guidance the CLI and the eval default to is still the one the rule names for the default adapter."""
-    from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE,
-                                       DEFAULT_GUIDANCE_SCOPE, DEFAULT_GUIDE_ADAPTER)
+    from studio.tasks.vfx import evaluate as ev
 
-    parts = ([f"autoguidance {DEFAULT_AUTOGUIDANCE:g} by {DEFAULT_GUIDE_ADAPTER} at t ≥ {DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP:g}"] if DEFAULT_AUTOGUIDANCE != 1.0 else []) + (
-        [f"guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}"] if DEFAULT_GUIDANCE != 1.0 else [])
-    shipped = " + ".join(parts) or "no guidance"
+    shipped = ev.guidance_words(ev.MAIN)  # the eval's main row samples as the CLI (DEFAULT_* in task.py)
     if adapter not in best:
         return f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`)."
     r = best[adapter]
-    agree = (r["guidance"] == DEFAULT_GUIDANCE and (r["guidance"] == 1.0 or r["scope"] == DEFAULT_GUIDANCE_SCOPE)
-             and r["autoguidance"] == DEFAULT_AUTOGUIDANCE
-             and (r["autoguidance"] == 1.0 or (r["guide"], r.get("min_t", 0.0))
-                  == (DEFAULT_GUIDE_ADAPTER, DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP)))
+    chosen = ev.Variant("", (adapter,), guidance=r["guidance"], guidance_scope=r["scope"],
+                        autoguidance=r["autoguidance"], guide=r["guide"], autoguidance_min_timestep=r["min_t"])
+    agree = ev.guidance_words(chosen) == shipped
     return (f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`): "
             + ("the rule's choice for the default adapter." if agree else "**not** the rule's choice for the "
                "default adapter in this run — update `DEFAULT_GUIDANCE` / `DEFAULT_AUTOGUIDANCE`."))

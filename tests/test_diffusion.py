@@ -116,7 +116,7 @@ def test_autoguidance_steps_away_from_the_guide_model():
     guide_calls.clear()
     assert torch.allclose(guided_eps(fn, x, t, cond, None, 1.0, AutoGuide(guide.model_fn, 1.0)), torch.full((2, 1), 2.0))
     assert guide_calls == []
-    noisy_only = AutoGuide(guide.model_fn, 3.0, timesteps=(500.0, float("inf")))  # a limited interval
+    noisy_only = AutoGuide(guide.model_fn, 3.0, min_timestep=500.0)  # a limited interval
     assert torch.allclose(guided_eps(fn, x, torch.full((2,), 200.0), cond, None, 1.0, noisy_only), torch.full((2, 1), 2.0))
     assert guide_calls == []
     assert torch.allclose(guided_eps(fn, x, torch.full((2,), 600.0), cond, None, 1.0, noisy_only),

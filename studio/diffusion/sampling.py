@@ -42,16 +42,15 @@ class AutoGuide:
     ε_guide + w (ε_c − ε_guide). Unlike prompt guidance it needs no unconditional branch, and it pushes on what
     the longer-trained model learned beyond the weaker one rather than on the prompt alone. (diffusers'
     ``guiders.AutoGuidance`` builds its weak model by dropping layers of the same network; here it is any
-    ``model_fn``.) ``timesteps`` limits it to a range of the training timesteps, as Kynkäänniemi et al. 2024 limit
-    classifier-free guidance to an interval of noise levels."""
+    ``model_fn``.) ``min_timestep`` limits it to the noisier steps (training timesteps t ≥ it), as Kynkäänniemi
+    et al. 2024 limit classifier-free guidance to an interval of noise levels."""
 
     model_fn: ModelFn
     scale: Guidance = 2.0
-    timesteps: tuple[float, float] = (0.0, float("inf"))  # guide only where lo ≤ t ≤ hi (a limited interval)
+    min_timestep: float = 0.0  # guide only at t ≥ this (0 = every step)
 
     def active(self, t: torch.Tensor) -> bool:
-        lo, hi = self.timesteps
-        return not _is_one(self.scale) and lo <= float(t.reshape(-1)[0]) <= hi
+        return not _is_one(self.scale) and float(t.reshape(-1)[0]) >= self.min_timestep
 
 
 def _is_one(scale: Guidance) -> bool:

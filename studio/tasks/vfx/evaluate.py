@@ -57,14 +57,23 @@ class Variant:
         return ((self.guide, 1.0),) if self.autoguidance != 1.0 else ()
 
 
-_AUTO = (f"; autoguidance {DEFAULT_AUTOGUIDANCE:g} by {DEFAULT_GUIDE_ADAPTER} at t ≥ {DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP:g}, "
-         "as the CLI" if DEFAULT_AUTOGUIDANCE != 1.0 else "")
-_GUIDED = (f"; guidance {DEFAULT_GUIDANCE:g} on the {DEFAULT_GUIDANCE_SCOPE}, as the CLI"
-           if DEFAULT_GUIDANCE != 1.0 else "")
+def guidance_words(variant: Variant | None) -> str:
+    """A variant's guidance in words: 'autoguidance 2.5 by vfx-mixed-4000 at t ≥ 500', 'guidance 2 on the mask',
+    both joined by ' + ', or 'no guidance'."""
+    parts = []
+    if variant is not None and variant.autoguidance != 1.0:
+        parts.append(f"autoguidance {variant.autoguidance:g} by {variant.guide}"
+                     + (f" at t ≥ {variant.autoguidance_min_timestep:g}" if variant.autoguidance_min_timestep else ""))
+    if variant is not None and variant.guidance != 1.0:
+        parts.append(f"guidance {variant.guidance:g} on the {variant.guidance_scope}")
+    return " + ".join(parts) or "no guidance"
+
+
 DEFAULT_SAMPLING = dict(guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE,
                         autoguidance=DEFAULT_AUTOGUIDANCE,
                         autoguidance_min_timestep=DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP)  # the CLI's sampling
-MAIN = Variant(f"mixed LoRA + mask branch + timestamp tokens + frame hold (shipped{_AUTO}{_GUIDED})", ("vfx-mixed",),
+MAIN = Variant("mixed LoRA + mask branch + timestamp tokens + frame hold (shipped; "
+               f"{guidance_words(Variant('', (), **DEFAULT_SAMPLING))}, as the CLI)", ("vfx-mixed",),
                **DEFAULT_SAMPLING)
 SMALL = "vfx-base-small"  # the previous shipped base: the ablation adapters were trained on it
 SMALL_MIXED = Variant("small base: mixed LoRA + mask branch + timestamp tokens (the ablation's reference)",
@@ -143,7 +152,7 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
         out += list(pipe.generate(reqs, steps=steps, generator=g, guidance=variant.guidance,
                                   guidance_scope=variant.guidance_scope, frame_noise=variant.frame_noise,
                                   autoguidance=variant.autoguidance,
-                                  autoguidance_timesteps=(variant.autoguidance_min_timestep, float("inf"))))
+                                  autoguidance_min_timestep=variant.autoguidance_min_timestep))
     return out
 
 
@@ -253,13 +262,7 @@ CARD_MARK = "## Measured by `studio eval vfx`"
 
 def sampling(variant: Variant | None, steps: int) -> str:
     """How a row's clips were sampled, in words."""
-    parts = []
-    if variant is not None and variant.autoguidance != 1.0:
-        parts.append(f"autoguidance {variant.autoguidance:g} by {variant.guide}"
-                     + (f" at t ≥ {variant.autoguidance_min_timestep:g}" if variant.autoguidance_min_timestep else ""))
-    if variant is not None and variant.guidance != 1.0:
-        parts.append(f"guidance {variant.guidance:g} on the {variant.guidance_scope}")
-    return f"{steps} DDIM steps, " + (" + ".join(parts) or "no guidance")
+    return f"{steps} DDIM steps, {guidance_words(variant)}"
 
 
 def annotate_cards(all_effects: dict[str, tuple[dict, Variant]], one_effect: dict[str, dict], n_clips: int,

@@ -144,7 +144,7 @@ class VfxPipeline:
                  callback: Callable[[int, int, torch.Tensor], None] | None = None,
                  frame_noise: float | None = None, guidance_scope: str = "clip",
                  autoguidance: float = 1.0,
-                 autoguidance_timesteps: tuple[float, float] = (0.0, float("inf"))) -> np.ndarray:
+                 autoguidance_min_timestep: float = 0.0) -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
@@ -152,6 +152,11 @@ class VfxPipeline:
         trained with ``caption_dropout`` learn it. ``guidance_scope`` says where it applies: the whole
         ``clip``, inside the ``mask``, the requested ``interval``, or the ``effect`` (that interval inside the
         mask); see ``guidance_map``.
+
+        ``autoguidance`` w > 1 steps away from the guide model loaded with the pipeline (``load(guide=…)``, a
+        weaker adapter such as an earlier checkpoint of this one), given the same request: ε + (w − 1)(ε − ε_guide)
+        over the whole clip (``studio.diffusion.AutoGuide``), only at training timesteps t ≥
+        ``autoguidance_min_timestep`` (0 = every step).
 
         ``frame_noise`` is the correlation across frames of the starting noise (None: the ρ the base
         was trained with). A deterministic sampler turns each frame's own share of that noise into
@@ -174,7 +179,7 @@ class VfxPipeline:
             rho = self.model.noise_correlation if frame_noise is None else frame_noise
             x_T = mixed_noise(shape, rho, dim=2, generator=generator)
             w = guidance_map(guidance, guidance_scope, cond, T, self.fps)
-            guide = (AutoGuide(eps_model_fn(self.guide, scheduler), autoguidance, autoguidance_timesteps)
+            guide = (AutoGuide(eps_model_fn(self.guide, scheduler), autoguidance, autoguidance_min_timestep)
                      if autoguidance != 1.0 else None)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T,

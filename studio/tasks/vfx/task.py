@@ -160,7 +160,7 @@ class VfxTask(Task):
         clip = pipeline.generate([req], steps=inputs.steps, generator=ctx.generator("cpu"), sampler=inputs.sampler,
                                  frames=inputs.frames, guidance=inputs.guidance, frame_noise=inputs.frame_noise,
                                  guidance_scope=inputs.guidance_scope, autoguidance=inputs.autoguidance,
-                                 autoguidance_timesteps=(inputs.autoguidance_min_timestep, float("inf")),
+                                 autoguidance_min_timestep=inputs.autoguidance_min_timestep,
                                  callback=lambda i, n, _x: ctx.step(i, n, f"denoising {i + 1}/{n}"))[0]
         # 3. measure what came out, 4. write the files
         data = measure(clip, mask, inputs.start, inputs.end)

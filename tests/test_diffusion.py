@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from studio.diffusion import (SAMPLERS, GaussianTerms, KDWeights, add_noise, concat_cond, diffusion_loss,
-                              guided_eps, hybrid_kd_terms, make_scheduler, sample, vlb_term)
+                              guided_eps, hybrid_kd_terms, make_scheduler, sample, sample_timesteps,
+                              timestep_weights, vlb_term)
 
 MU, S = 0.6, 0.2  # data ~ N(MU, S²) per dimension
 
@@ -202,3 +203,41 @@ def test_clip_x0_keeps_samples_in_range(name):
 def test_dpm_solver_clips_to_one_only():
     with pytest.raises(ValueError, match="clip_x0"):
         make_scheduler("dpm++", clip_x0=0.5)
+
+
+@pytest.mark.parametrize("bias,lo,hi", [("later", 700, 1000), ("earlier", 0, 300)])
+def test_timestep_bias_draws_its_portion_as_often_as_asked(bias, lo, hi):
+    """diffusers' --timestep_bias_*: the biased 0.3 of the timesteps weighs 3x, so it is 0.9 / 1.6 of the draws."""
+    w = timestep_weights(1000, bias, portion=0.3, multiplier=3.0)
+    assert w.sum().item() == pytest.approx(1.0) and w[lo:hi].sum().item() == pytest.approx(0.9 / 1.6)
+    t = sample_timesteps(20000, 1000, generator=torch.Generator().manual_seed(0), weights=w)
+    assert t.dtype == torch.long and 0 <= t.min() and t.max() < 1000
+    assert ((t >= lo) & (t < hi)).float().mean().item() == pytest.approx(0.9 / 1.6, abs=0.02)
+
+
+def test_no_timestep_bias_is_uniform_and_a_bad_one_names_its_field():
+    assert timestep_weights(1000) is None and timestep_weights(1000, "later", 0.3, 1.0) is None
+    with pytest.raises(ValueError, match="timestep_bias_portion"):
+        timestep_weights(1000, "later", 0.0, 2.0)
+    with pytest.raises(ValueError, match="timestep_bias_multiplier"):
+        timestep_weights(1000, "later", 0.3, -1.0)
+    with pytest.raises(ValueError, match="timestep_bias"):
+        timestep_weights(1000, "middle", 0.3, 2.0)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_denoise_from_an_init_keeps_it_as_much_as_asked(name):
+    """SDEdit / img2img strength: a low ``denoise`` returns samples near their init, still from the data
+    distribution; ``denoise`` 1 ignores the init (the same samples as without one). Data of unit std, so that the
+    init is not drowned at once."""
+    sch, s = make_scheduler(name), 1.0
+    model = oracle(sch, MU, s)
+    init = MU + s * torch.randn(2000, 1, generator=torch.Generator().manual_seed(1))
+    run = lambda **kw: sample(model, (2000, 1), sch, steps=50, generator=torch.Generator().manual_seed(0), **kw)  # noqa: E731
+    near, far = run(init=init, denoise=0.1), run(init=init, denoise=0.9)
+    corr = lambda a: torch.corrcoef(torch.cat([a, init], 1).T)[0, 1].item()  # noqa: E731
+    assert corr(near) > 0.85 and corr(far) < 0.3, name
+    assert abs(near.mean().item() - MU) < 0.1 and abs(near.std().item() - s) < 0.1, name
+    assert torch.equal(run(), run(init=init)), name
+    with pytest.raises(ValueError, match="denoise"):
+        sample(model, (2, 1), sch, steps=5, denoise=0.5)

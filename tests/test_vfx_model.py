@@ -177,29 +177,52 @@ def test_effect_label_is_an_exact_identity_at_init_and_then_names_the_effect():
     assert ControlSpec.from_dict({"temporal": "tokens", "mask_blocks": 2}).effects == ()  # older adapters
 
 
+class Spy(torch.nn.Module):
+    """A stand-in denoiser for objective tests: ``look(zt, t, cond)`` sees each call; it predicts 0."""
+
+    def __init__(self, look):
+        super().__init__()
+        self.look = look
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, zt, t, cond):
+        self.look(zt, t, cond)
+        return zt * self.p
+
+
 def test_caption_dropout_drops_the_effect_name_with_the_prompt():
     """The unguided branch guidance steers from has neither the prompt nor the effect's name."""
     from studio.diffusion import scheduler_from_spec
     from studio.tasks.vfx.objective import NOISE, Objective
 
     seen = []
-
-    class Spy(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.p = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, zt, t, cond):
-            seen.append(cond["effect"])
-            return zt * self.p
-
     batch = {"frames": torch.zeros(64, 4, 8, 8, 3, dtype=torch.uint8), "ref_mask": torch.zeros(64, 8, 8, dtype=torch.bool),
              "prompt": ["the red square explodes"] * 64, "effect_name": ["explode"] * 64,
              "start_s": torch.full((64,), 0.1), "end_s": torch.full((64,), 0.4)}
     torch.manual_seed(0)
-    Objective(scheduler_from_spec("ddpm", NOISE), Text(), use_mask=False, caption_dropout=0.5)(Spy(), batch)
+    Objective(scheduler_from_spec("ddpm", NOISE), Text(), use_mask=False, caption_dropout=0.5)(
+        Spy(lambda zt, t, cond: seen.append(cond["effect"])), batch)
     assert 10 < seen[0].count("") < 54 and set(seen[0]) == {"", "explode"}
     assert batch["effect_name"] == ["explode"] * 64  # the caller's batch is left as it was
+
+
+def test_objective_draws_its_timesteps_with_the_bias_it_is_given():
+    """``timestep_weights`` reach the training loss: the spy sees only the timesteps the weights allow."""
+    from studio.diffusion import scheduler_from_spec, timestep_weights
+    from studio.tasks.vfx.objective import NOISE, Objective
+
+    seen = []
+    batch = {"frames": torch.zeros(512, 4, 8, 8, 3, dtype=torch.uint8), "ref_mask": torch.zeros(512, 8, 8, dtype=torch.bool),
+             "prompt": ["the red square explodes"] * 512, "start_s": torch.full((512,), 0.1),
+             "end_s": torch.full((512,), 0.4)}
+    sched = scheduler_from_spec("ddpm", NOISE)
+    torch.manual_seed(0)
+    spy = Spy(lambda zt, t, cond: seen.append(t))
+    Objective(sched, Text(), use_mask=False, use_time=False)(spy, batch)
+    Objective(sched, Text(), use_mask=False, use_time=False,
+              timestep_weights=timestep_weights(1000, "later", 0.3, 3.0))(spy, batch)
+    uniform, biased = ((t >= 700).float().mean().item() for t in seen)
+    assert abs(uniform - 0.3) < 0.07 and abs(biased - 0.9 / 1.6) < 0.07
 
 
 def test_hold_frames_keeps_the_previous_frame_where_h_is_one():

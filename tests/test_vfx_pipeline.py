@@ -184,3 +184,23 @@ def test_frame_noise_sets_how_much_starting_noise_the_frames_share(library, monk
     assert torch.equal(trained, explicit) and not torch.equal(trained, own)
     frame_spread = lambda x: (x - x.mean(2, keepdim=True)).std().item()  # noqa: E731
     assert frame_spread(shared) < 0.02 < frame_spread(own)
+
+
+def test_denoise_redoes_an_init_clip_from_part_way(library, monkeypatch):
+    """SDEdit through the pipeline: the init clip, noised to a tenth of the steps, comes back near itself, the more
+    so the less is redone; from noise (denoise 1) the same request gives something else."""
+    import numpy as np
+
+    from studio.tasks.vfx.pipeline import Request, VfxPipeline
+
+    monkeypatch.setenv("STUDIO_MODELS", str(library / "models"))
+    monkeypatch.setenv("STUDIO_ADAPTERS", str(library / "adapters"))
+    pipe = VfxPipeline.load("vfx-base", (("vfx-mixed", 1.0),))
+    rng = np.random.default_rng(0)
+    init = rng.integers(0, 256, (1, 16, 32, 32, 3), dtype=np.uint8)
+    req = Request(init[0, 0], "the grey object spins", None, 0.25, 1.0)
+    run = lambda d: pipe.generate([req], steps=10, generator=torch.Generator().manual_seed(0), init=init, denoise=d)  # noqa: E731
+    off = lambda clip: np.abs(clip.astype(float) - init).mean()  # noqa: E731
+    near, half, fresh = run(0.1), run(0.5), run(1.0)
+    assert off(near) < off(half) < off(fresh) and off(near) < 0.5 * off(fresh)
+    assert np.array_equal(near[0, 0], init[0, 0])

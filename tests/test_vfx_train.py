@@ -55,6 +55,9 @@ caption_dropout = 0.5
 mask_loss_weight = 9.0
 motion_loss_weight = 1.0
 effect_label = true
+timestep_bias = "later"
+timestep_bias_portion = 0.3
+timestep_bias_multiplier = 3.0
 """
 
 
@@ -80,6 +83,7 @@ def test_controllable_lora_from_config(tiny_base):
     (tmp_path / "lora.toml").write_text(LORA.format(root=tmp_path))
     lora = main(tmp_path / "lora.toml")
     assert lora["steps"] == 4 and lora["effects"] == ["explode", "melt"] and lora["motion_loss_weight"] == 1.0
+    assert lora["timestep_bias"] == "later: 0.3 of the timesteps drawn 3x as often"
     logged = read_metrics(tmp_path / "lora_run" / "metrics.jsonl")[-1]
     assert logged["loss"] == pytest.approx(logged["frame_loss"] + logged["motion_loss"], rel=1e-4)
     card = (tmp_path / "fx" / "ADAPTER_CARD.md").read_text()

@@ -87,20 +87,34 @@ def _x0_preview(scheduler, out, x: torch.Tensor, eps: torch.Tensor, t: torch.Ten
 def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
            generator: torch.Generator | None = None, guidance: Guidance = 1.0, cond: Any = None,
            uncond: Any = None, callback: StepCallback | None = None, device: str | torch.device = "cpu",
-           x_T: torch.Tensor | None = None, guide: AutoGuide | None = None) -> torch.Tensor:
+           x_T: torch.Tensor | None = None, guide: AutoGuide | None = None, init: torch.Tensor | None = None,
+           denoise: float = 1.0) -> torch.Tensor:
     """Run ``steps`` denoising steps from Gaussian noise of ``shape``; returns x_0 (float32).
 
     ``callback(i, n, x0_preview)`` runs after every step — progress reports and cancellation live
     there (it may raise to stop the loop). ``guide``: autoguidance by a weaker model (``AutoGuide``).
+    ``denoise`` < 1 with an ``init`` sample (SDEdit, Meng et al. 2022; diffusers' img2img ``strength``, ComfyUI's
+    ``denoise``): ``init`` is noised to the level of the last ``denoise`` share of the steps and only those run.
     """
     if steps < 1:
         raise ValueError(f"steps: {steps} must be ≥ 1")
+    if not 0.0 < denoise <= 1.0:
+        raise ValueError(f"denoise: {denoise} must be in (0, 1]")
+    if denoise < 1.0 and init is None:
+        raise ValueError("denoise: < 1 needs an init sample to start from")
     scheduler.set_timesteps(steps, device=device)
     if x_T is None:
         x_T = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
-    x = x_T.to(device, torch.float32) * scheduler.init_noise_sigma
-    n = len(scheduler.timesteps)
-    for i, t in enumerate(scheduler.timesteps):
+    skip = steps - max(1, round(steps * denoise))  # the first steps, which the init stands in for
+    timesteps = scheduler.timesteps[skip * scheduler.order:]
+    if skip:
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(skip * scheduler.order)
+        x = scheduler.add_noise(init.to(device, torch.float32), x_T.to(device, torch.float32), timesteps[:1])
+    else:
+        x = x_T.to(device, torch.float32) * scheduler.init_noise_sigma
+    n = len(timesteps)
+    for i, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(x, t)
         t_batch = t.expand(shape[0]).to(device)  # (B,)
         eps = guided_eps(model_fn, x_in, t_batch, cond, uncond, guidance, guide).float()

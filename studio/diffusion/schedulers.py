@@ -69,7 +69,36 @@ def add_noise(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor)
     return (ac.sqrt() * x0.float() + (1 - ac).sqrt() * noise.float()).to(x0.dtype)
 
 
+TimestepBias = Literal["none", "later", "earlier"]
+
+
+def timestep_weights(num_train_timesteps: int, bias: TimestepBias = "none", portion: float = 0.25,
+                     multiplier: float = 1.0) -> torch.Tensor | None:
+    """Sampling weights over the training timesteps, or None for uniform.
+
+    ``bias`` "later" multiplies the weight of the noisiest ``portion`` of the timesteps by ``multiplier``, "earlier"
+    that of the cleanest; the names and meaning are those of diffusers' SDXL training example
+    (``--timestep_bias_strategy / _portion / _multiplier``)."""
+    if bias == "none" or multiplier == 1.0:
+        return None
+    if not 0.0 < portion <= 1.0:
+        raise ValueError(f"timestep_bias_portion: {portion} must be in (0, 1]")
+    if multiplier <= 0:
+        raise ValueError(f"timestep_bias_multiplier: {multiplier} must be > 0")
+    if bias not in ("later", "earlier"):
+        raise ValueError(f"timestep_bias: unknown {bias!r}; choose from none, later, earlier")
+    weights = torch.ones(num_train_timesteps)
+    k = max(1, round(portion * num_train_timesteps))
+    if bias == "later":
+        weights[-k:] *= multiplier
+    else:
+        weights[:k] *= multiplier
+    return weights / weights.sum()
+
+
 def sample_timesteps(batch: int, num_train_timesteps: int, generator: torch.Generator | None = None,
-                     device: str | torch.device = "cpu") -> torch.Tensor:
-    """Uniform training timesteps, (B,) long."""
-    return torch.randint(0, num_train_timesteps, (batch,), generator=generator).to(device)
+                     device: str | torch.device = "cpu", weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Training timesteps, (B,) long: uniform, or drawn with ``weights`` (``timestep_weights``)."""
+    if weights is None:
+        return torch.randint(0, num_train_timesteps, (batch,), generator=generator).to(device)
+    return torch.multinomial(weights, batch, replacement=True, generator=generator).to(device)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from studio.diffusion import NoiseSpec, add_noise, mixed_noise
+from studio.diffusion import NoiseSpec, add_noise, mixed_noise, sample_timesteps
 from studio.tasks.vfx.controls import VfxControls, hold_frames, mix_frames
 from studio.tasks.vfx.model import VideoDiT
 
@@ -194,6 +194,9 @@ class Objective:
     ``hold_weight`` ν (an adapter with ``hold``) adds ``(a − s)²`` on the raw frame hold, s = ``still_map``
     of the true clip, weighted like the frame error: where the clip is still the hold is taught to keep the
     frame before, where it changes to let go.
+
+    ``timestep_weights`` (``studio.diffusion.timestep_weights``) draws the training timesteps non-uniformly, e.g.
+    more of the noisiest ones, where a clip's effect is decided (``docs/benchmarks/vfx_timestep_bias_study.md``).
     """
 
     scheduler: Any  # a diffusers scheduler holding ᾱ (DDPM)
@@ -206,6 +209,7 @@ class Objective:
     after_end_weight: float = 0.0  # extra weight on the object's frames from the true end on
     fps: float = 8.0  # frames per second of the clips (end_s → end frame)
     hold_weight: float = 0.0  # ν: supervise the raw frame hold a towards the truth's still map (a ``hold`` adapter)
+    timestep_weights: torch.Tensor | None = None  # training timesteps drawn with these weights (None: uniform)
 
     def __call__(self, model: VfxModel, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         device = next(model.parameters()).device
@@ -216,7 +220,7 @@ class Objective:
                 batch["effect_name"] = ["" if d else n for n, d in zip(batch["effect_name"], drop)]
         cond, z0 = make_cond(batch, self.text, device, self.use_mask, self.use_time)
         B = z0.shape[0]
-        t = torch.randint(0, NOISE.num_train_timesteps, (B,), device=device)
+        t = sample_timesteps(B, NOISE.num_train_timesteps, device=device, weights=self.timestep_weights)
         rho = getattr(model, "noise_correlation", 0.0)  # the base's frame noise correlation
         noise = mixed_noise(z0.shape, rho, dim=2, device=device)  # (B, C, T, H, W)
         zt = add_noise(self.scheduler, z0, noise, t)

@@ -18,7 +18,8 @@ import torch
 
 from studio.tasks.vfx.controls import ControlSpec, VfxControls
 from studio.tasks.vfx.model import VideoDiT
-from studio.tasks.vfx.objective import NOISE, VfxModel, decode, eps_model_fn, ref_mask_video, to_uint8
+from studio.tasks.vfx.objective import (NOISE, VfxModel, decode, encode, eps_model_fn, ref_mask_video, to_uint8,
+                                        to_unit)
 from studio.tasks.vfx.task import GUIDANCE_SCOPES
 
 CONTROLS_FILE = "controls.safetensors"
@@ -144,7 +145,8 @@ class VfxPipeline:
                  callback: Callable[[int, int, torch.Tensor], None] | None = None,
                  frame_noise: float | None = None, guidance_scope: str = "clip",
                  autoguidance: float = 1.0,
-                 autoguidance_min_timestep: float = 0.0) -> np.ndarray:
+                 autoguidance_min_timestep: float = 0.0, init: np.ndarray | None = None,
+                 denoise: float = 1.0) -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
@@ -162,6 +164,9 @@ class VfxPipeline:
         was trained with). A deterministic sampler turns each frame's own share of that noise into
         that frame's own details, which the object keeps changing after its effect has ended; more
         shared noise (as FreeNoise shares noise between frames at inference) keeps them alike.
+
+        ``init`` clips (B, T, H, W, 3) uint8 with ``denoise`` < 1 are noised to that share of the steps and
+        denoised from there (SDEdit; ``studio.diffusion.sample``): a clip to redo rather than to make from noise.
         """
         from studio.diffusion import AutoGuide, mixed_noise, sample, scheduler_from_spec
 
@@ -183,7 +188,9 @@ class VfxPipeline:
                      if autoguidance != 1.0 else None)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T,
-                       guide=guide)
+                       guide=guide, denoise=denoise,
+                       init=None if init is None else encode(to_unit(torch.from_numpy(init).to(self.device)),
+                                                             cond["ref"]))
         # 3. back to pixels: the reference plus the generated change
         video = decode(z.float(), cond["ref"].float())
         video[:, :, 0] = cond["ref"]  # frame 0 is the reference by definition

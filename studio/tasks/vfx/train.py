@@ -64,6 +64,11 @@ class LoraSection(Section):
     effect_label: bool = Field(False, description="The effect's name (--effect) also enters as a class label "
                                "(EffectEmbed: a zero-initialised row per effect in the data, added to the "
                                "conditioning vector), beside the prompt.")
+    timestep_bias: Literal["none", "later", "earlier"] = Field(
+        "none", description="Draw more training timesteps from the noisiest ('later') or cleanest ('earlier') "
+        "portion, as diffusers' --timestep_bias_strategy.")
+    timestep_bias_portion: float = Field(0.25, gt=0, le=1, description="The share of the timesteps biased.")
+    timestep_bias_multiplier: float = Field(1.0, gt=0, description="How much more often they are drawn (1 = uniform).")
     init_from: str | None = Field(None, description="Start from this controllable adapter's weights (LoRA and "
                                   "controls; a name under adapters/ or a folder) instead of zero, as kohya's "
                                   "--network_weights: e.g. specialise the mixed adapter to one effect. Its rank, "
@@ -196,7 +201,7 @@ def export_base(dit, out: Path, record: dict) -> Path:
 
 def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     """Fine-tune a controllable LoRA (peft LoRA + mask branch + temporal control) on the base."""
-    from studio.diffusion import scheduler_from_spec
+    from studio.diffusion import scheduler_from_spec, timestep_weights
     from studio.lora import add_lora, load_adapter
     from studio.tasks.vfx.controls import TEMPORAL, ControlSpec, MaskBranchSpec, VfxControls
     from studio.tasks.vfx.objective import NOISE, Objective, VfxModel
@@ -225,7 +230,10 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
     objective = Objective(scheduler_from_spec("ddpm", NOISE), _text(), use_mask=spec.mask is not None,
                           use_time=lc.temporal != "none", mask_weight=lc.mask_loss_weight,
                           caption_dropout=lc.caption_dropout, motion_weight=lc.motion_loss_weight,
-                          after_end_weight=lc.after_end_loss_weight, hold_weight=lc.hold_loss_weight)
+                          after_end_weight=lc.after_end_loss_weight, hold_weight=lc.hold_loss_weight,
+                          timestep_weights=timestep_weights(NOISE.num_train_timesteps, lc.timestep_bias,
+                                                            lc.timestep_bias_portion, lc.timestep_bias_multiplier))
+    biased = objective.timestep_weights is not None
     result = _trainer(VfxModel(dit, controls), objective, dataset, cfg).train()
     record = {"steps": result.step, "final_loss": result.loss, "train_seconds": round(time.time() - t0, 1),
               "dataset": dataset_id(cfg, len(dataset)), "controls": spec.to_dict(), "effects": list(dataset.names),
@@ -233,6 +241,8 @@ def run_lora(cfg: VfxTrainConfig, log=print) -> dict:
               "motion_loss_weight": lc.motion_loss_weight,
               "after_end_loss_weight": lc.after_end_loss_weight, "hold_loss_weight": lc.hold_loss_weight,
               "train_base": lc.train_base, "init_from": lc.init_from,
+              "timestep_bias": (f"{lc.timestep_bias}: {lc.timestep_bias_portion:g} of the timesteps drawn "
+                                f"{lc.timestep_bias_multiplier:g}x as often" if biased else "none"),
               "loss_curve": LOSS_CURVE if result.loss_curve else None}
     if cfg.export_dir is not None:
         from studio.tasks.vfx.pipeline import save_controllable_adapter

@@ -6,6 +6,10 @@ the 10 DDIM steps and denoised from there by the adapter alone (no guidance; SDE
 generation from noise. If the clips it names right climb steeply between 1 and 0.9, the effect is decided in the
 first, noisiest step(s): what the model does with pure noise and the prompt, not how it renders details.
 
+Second part, who decides there, the prompt or the noisy clip: the same true clips denoised from part way under the
+prompt of the next effect (the clip's verb swapped, its object, mask and times kept); how many come out named as the
+prompt asks and how many as the clip they started from.
+
     python scripts/vfx_effect_decision.py --adapters vfx-mixed --out docs/benchmarks/vfx_effect_decision.md
 """
 
@@ -44,6 +48,44 @@ def decision_curve(adapter: str, clips, classifier, denoise=DENOISE, batch: int 
     return rows
 
 
+SWAP_DENOISE = (0.9, 0.8, 0.7)
+
+
+def swapped(c):
+    """The clip's request with the next effect's verb in its prompt: (prompt, effect)."""
+    from studio.tasks.vfx.effects import EFFECT_NAMES, EFFECTS
+
+    other = EFFECT_NAMES[(EFFECT_NAMES.index(c.effect) + 1) % len(EFFECT_NAMES)]
+    return c.prompt.replace(EFFECTS[c.effect].verb, EFFECTS[other].verb), other
+
+
+def swap_curve(adapter: str, clips, classifier, denoise=SWAP_DENOISE, batch: int = 22) -> list[dict]:
+    """Share of the true clips, denoised from part way under another effect's prompt, named as the prompt asks and
+    as the clip they started from."""
+    from studio.tasks.vfx.classifier import predict
+    from studio.tasks.vfx.effects import EFFECT_NAMES
+    from studio.tasks.vfx.pipeline import Request, VfxPipeline
+
+    pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),))
+    asked = np.array([EFFECT_NAMES.index(swapped(c)[1]) for c in clips])
+    started = np.array([EFFECT_NAMES.index(c.effect) for c in clips])
+    rows = []
+    for d in denoise:
+        g = torch.Generator().manual_seed(0)
+        videos: list[np.ndarray] = []
+        for i in range(0, len(clips), batch):
+            part = clips[i : i + batch]
+            reqs = [Request(c.reference, *swapped(c)[:1], c.mask[0], c.start_s, c.end_s, swapped(c)[1]) for c in part]
+            videos += list(pipe.generate(reqs, steps=STEPS, generator=g, init=np.stack([c.frames for c in part]),
+                                         denoise=d))
+        named = predict(classifier, torch.from_numpy(np.stack(videos)),
+                        torch.from_numpy(np.stack([c.mask[0] for c in clips])))
+        rows.append({"adapter": adapter, "denoise": d, "prompt": float((named == asked).mean()),
+                     "clip": float((named == started).mean())})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def first_timestep(d: float) -> int:
     from studio.diffusion import scheduler_from_spec
     from studio.tasks.vfx.objective import NOISE
@@ -59,7 +101,7 @@ def signal(t: int) -> float:
     return float(alphas_cumprod()[t].sqrt())
 
 
-def render(rows: list[dict], n: int, seconds: float, command: str) -> str:
+def render(rows: list[dict], swaps: list[dict], n: int, seconds: float, command: str) -> str:
     levels = sorted({r["denoise"] for r in rows}, reverse=True)
     head = " | ".join("from noise" if d == 1.0 else f"from the true clip at t = {first_timestep(d)}" for d in levels)
     lines = ["# When the effect is decided (`scripts/vfx_effect_decision.py`)", "",
@@ -81,8 +123,42 @@ def render(rows: list[dict], n: int, seconds: float, command: str) -> str:
     lines += [f"## Per effect ({first}; effect accuracy)", "", "| effect | " + " | ".join(
         "noise" if d == 1.0 else f"t = {first_timestep(d)}" for d in levels) + " |", "|---" * (len(levels) + 1) + "|"]
     lines += [f"| {e} | " + " | ".join(f"{per[d][e]:.2f}" for d in levels) + " |" for e in effects]
+    if swaps:
+        sl = sorted({r["denoise"] for r in swaps}, reverse=True)
+        lines += ["", "## Who decides: the prompt or the noisy clip", "",
+                  "The same true clips denoised from part way under the *next* effect's prompt (the verb swapped; "
+                  "object, mask and times kept): the share named as the prompt asks / as the clip they started from.",
+                  "", "| adapter | " + " | ".join(f"from t = {first_timestep(d)}: prompt / clip" for d in sl) + " |",
+                  "|---" * (len(sl) + 1) + "|"]
+        for a in dict.fromkeys(r["adapter"] for r in swaps):
+            vals = {r["denoise"]: r for r in swaps if r["adapter"] == a}
+            lines.append(f"| {a} | " + " | ".join(f"{vals[d]['prompt']:.3f} / {vals[d]['clip']:.3f}" for d in sl) + " |")
     lines += ["", f"Reproduce: `{command}`", ""]
     return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Effect accuracy against the timestep the true clip is denoised from (999 = from noise), one line per adapter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for a in dict.fromkeys(r["adapter"] for r in rows):
+        pts = sorted((999 if r["denoise"] == 1.0 else first_timestep(r["denoise"]), r["effect_accuracy"])
+                     for r in rows if r["adapter"] == a)
+        ax.plot(*zip(*pts), marker="o", label=a)
+    ax.set_xlabel("denoised from timestep (999 = pure noise; lower = more of the true clip kept)")
+    ax.set_ylabel("effect accuracy")
+    ax.invert_xaxis()
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main() -> None:
@@ -101,9 +177,12 @@ def main() -> None:
     clips = ev.held_out(args.per_effect, seed=ev.VALIDATION_SEED)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
     rows = [r for a in args.adapters for r in decision_curve(a, clips, classifier)]
+    swaps = [r for a in args.adapters for r in swap_curve(a, clips, classifier)]
     command = (f"python scripts/vfx_effect_decision.py --adapters {' '.join(args.adapters)} "
                f"--per-effect {args.per_effect} --out {args.out}")
-    text = render(rows, len(clips), time.time() - t0, command)
+    figure = plot(rows, Path(args.out).with_suffix(".png"))
+    text = render(rows, swaps, len(clips), time.time() - t0, command).replace(
+        "\n## effect accuracy\n", f"\n![effect accuracy by starting timestep]({figure.name})\n\n## effect accuracy\n", 1)
     print(text)
     Path(args.out).write_text(text)
 

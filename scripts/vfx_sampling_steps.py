@@ -173,7 +173,9 @@ def main() -> None:
     if args.guides:
         command += f" --guides {' '.join(args.guides)}"
     if args.effects:
-        command += f" --effects {' '.join(args.effects)} --per-effect {args.per_effect}"
+        command += f" --effects {' '.join(args.effects)}"
+    if args.effects or args.per_effect != 4:
+        command += f" --per-effect {args.per_effect}"
     text = render(rows, choose(rows), args.per_effect * len(effects), time.time() - t0, command)
     print(text)
     Path(args.out).write_text(text)

@@ -53,16 +53,18 @@ def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guides: list[
     for adapter in adapters:
         for i, guide in enumerate(guides or [ev.DEFAULT_GUIDE_ADAPTER]):
             pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),), guide=((guide, 1.0),) if guided else ())
-            for steps, guidance, scope, auto, *min_t in settings:
+            for steps, guidance, scope, auto, *window in settings:
                 if auto == 1.0 and i > 0:
                     continue  # no autoguidance: the same for every guide, scored once
                 t0 = time.time()
                 variant = ev.Variant(f"{adapter} {steps} steps", (adapter,), guidance=guidance,
                                      guidance_scope=scope, autoguidance=auto, guide=guide,
-                                     autoguidance_min_timestep=min_t[0] if min_t else 0.0)
+                                     autoguidance_min_timestep=window[0] if window else 0.0,
+                                     guidance_min_timestep=window[1] if len(window) > 1 else 0.0)
                 r = ev.score(clips, ev.generate(variant, clips, steps, pipe=pipe), classifier)
                 rows.append({"adapter": adapter, "steps": steps, "guidance": guidance, "scope": scope,
                              "autoguidance": auto, "guide": guide, "min_t": variant.autoguidance_min_timestep,
+                             "g_min_t": variant.guidance_min_timestep,
                              "seconds": time.time() - t0,
                              **{k: r[k] for k in KEYS}})
                 print(rows[-1], flush=True)
@@ -85,6 +87,7 @@ def choose(rows: list[dict]) -> dict[str, dict]:
 def setting(r: dict) -> str:
     """A row's sampling in words."""
     text = f"{r['steps']} steps, guidance {r['guidance']:g}" + (f" on the {r['scope']}" if r["guidance"] != 1.0 else "")
+    text += f" at t ≥ {r['g_min_t']:g}" if r["guidance"] != 1.0 and r.get("g_min_t") else ""
     if r["autoguidance"] == 1.0:
         return text
     text += f", autoguidance {r['autoguidance']:g} by {r['guide']}"
@@ -120,14 +123,15 @@ def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, comm
 
 
 def parse_settings(text: str) -> tuple[tuple, ...]:
-    """'10:1:clip,10:2:mask:2,10:1:clip:3:500' → ((10, 1.0, 'clip', 1.0), (10, 2.0, 'mask', 2.0),
-    (10, 1.0, 'clip', 3.0, 500.0)): steps, guidance, scope, optionally the autoguidance scale (1 = none) and the
-    training timestep from which it applies (a limited interval: only the noisier steps; default every step)."""
+    """'10:1:clip,10:2:mask:2,10:1:clip:3:500,10:2:mask:2.5:500:700' → ((10, 1.0, 'clip', 1.0), (10, 2.0, 'mask', 2.0),
+    (10, 1.0, 'clip', 3.0, 500.0), (10, 2.0, 'mask', 2.5, 500.0, 700.0)): steps, guidance, scope, optionally the
+    autoguidance scale (1 = none), the training timestep from which it applies (a limited interval: only the
+    noisier steps; default every step) and the one from which prompt guidance applies."""
     out = []
     for item in text.split(","):
         steps, guidance, scope, *rest = item.split(":")
         auto = (float(rest[0]),) if rest else (1.0,)
-        out.append((int(steps), float(guidance), scope, *auto, *(float(x) for x in rest[1:2])))
+        out.append((int(steps), float(guidance), scope, *auto, *(float(x) for x in rest[1:3])))
     return tuple(out)
 
 
@@ -140,7 +144,8 @@ def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
         return f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`)."
     r = best[adapter]
     chosen = ev.Variant("", (adapter,), guidance=r["guidance"], guidance_scope=r["scope"],
-                        autoguidance=r["autoguidance"], guide=r["guide"], autoguidance_min_timestep=r["min_t"])
+                        autoguidance=r["autoguidance"], guide=r["guide"], autoguidance_min_timestep=r["min_t"],
+                        guidance_min_timestep=r.get("g_min_t", 0.0))
     agree = ev.guidance_words(chosen) == shipped
     return (f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`): "
             + ("the rule's choice for the default adapter." if agree else "**not** the rule's choice for the "

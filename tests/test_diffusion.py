@@ -241,3 +241,20 @@ def test_denoise_from_an_init_keeps_it_as_much_as_asked(name):
     assert torch.equal(run(), run(init=init)), name
     with pytest.raises(ValueError, match="denoise"):
         sample(model, (2, 1), sch, steps=5, denoise=0.5)
+
+
+def test_prompt_guidance_limited_to_the_noisiest_steps():
+    """``guidance_min_timestep``: guided (cond + uncond in one batch) only at t ≥ it; below, the plain conditional
+    model, without the unguided pass."""
+    seen = []
+
+    def fn(x, t, cond):
+        seen.append((int(t[0]), x.shape[0]))
+        return x * 0 + cond["c"].view(-1, 1)
+
+    sch = make_scheduler("ddim")
+    cond, uncond = {"c": torch.full((2,), 0.2)}, {"c": torch.full((2,), 0.1)}
+    sample(fn, (2, 1), sch, 10, torch.Generator().manual_seed(0), guidance=3.0, cond=cond, uncond=uncond,
+           guidance_min_timestep=700)
+    assert [t for t, _ in seen] == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]
+    assert [b for _, b in seen] == [4, 4, 4] + [2] * 7

@@ -50,6 +50,7 @@ def test_schema_marks_media_fields(task):
     ({"image": SCENE, "point": "500,3"}, "point"),
     ({"image": SCENE, "mask": MASK, "point": "3,3"}, "point"),
     ({"image": SCENE, "guidance": 2.0, "guidance_scope": "everywhere"}, "guidance_scope"),
+    ({"image": SCENE, "guidance": 2.0, "guidance_min_timestep": 1200}, "guidance_min_timestep"),
     ({"image": SCENE, "steps": 0}, "steps"),
     ({"image": SCENE, "colour": "red"}, "colour"),
 ])

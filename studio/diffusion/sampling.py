@@ -88,11 +88,13 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
            generator: torch.Generator | None = None, guidance: Guidance = 1.0, cond: Any = None,
            uncond: Any = None, callback: StepCallback | None = None, device: str | torch.device = "cpu",
            x_T: torch.Tensor | None = None, guide: AutoGuide | None = None, init: torch.Tensor | None = None,
-           denoise: float = 1.0) -> torch.Tensor:
+           denoise: float = 1.0, guidance_min_timestep: float = 0.0) -> torch.Tensor:
     """Run ``steps`` denoising steps from Gaussian noise of ``shape``; returns x_0 (float32).
 
     ``callback(i, n, x0_preview)`` runs after every step — progress reports and cancellation live
     there (it may raise to stop the loop). ``guide``: autoguidance by a weaker model (``AutoGuide``).
+    ``guidance_min_timestep``: prompt guidance only at training timesteps t ≥ it (a limited interval, Kynkäänniemi et
+    al. 2024; elsewhere the plain conditional model, without the unguided pass).
     ``denoise`` < 1 with an ``init`` sample (SDEdit, Meng et al. 2022; diffusers' img2img ``strength``, ComfyUI's
     ``denoise``): ``init`` is noised to the level of the last ``denoise`` share of the steps and only those run.
     """
@@ -117,7 +119,8 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
     for i, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(x, t)
         t_batch = t.expand(shape[0]).to(device)  # (B,)
-        eps = guided_eps(model_fn, x_in, t_batch, cond, uncond, guidance, guide).float()
+        w = guidance if float(t) >= guidance_min_timestep else 1.0
+        eps = guided_eps(model_fn, x_in, t_batch, cond, uncond, w, guide).float()
         out = scheduler.step(eps, t, x, generator=generator)
         if callback is not None:
             callback(i, n, _x0_preview(scheduler, out, x, eps, t))

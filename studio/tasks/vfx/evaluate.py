@@ -26,7 +26,7 @@ import torch
 from studio.tasks.vfx.data import Clip, ClipConfig, clip_for
 from studio.tasks.vfx.effects import EFFECT_NAMES
 from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE,
-                                   DEFAULT_GUIDANCE_SCOPE, DEFAULT_GUIDE_ADAPTER)
+                                   DEFAULT_GUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE_SCOPE, DEFAULT_GUIDE_ADAPTER)
 
 HELD_OUT_SEED = 9_000
 VALIDATION_SEED = 9_001  # clips for choosing a default or a recipe: not the eval's, and no training run uses it
@@ -51,6 +51,7 @@ class Variant:
     autoguidance: float = 1.0  # steer away from the guide adapter (1 = off)
     guide: str = DEFAULT_GUIDE_ADAPTER
     autoguidance_min_timestep: float = 0.0  # autoguidance only at training timesteps ≥ this (0 = every step)
+    guidance_min_timestep: float = 0.0  # prompt guidance only at training timesteps ≥ this (0 = every step)
 
     @property
     def guide_adapters(self) -> tuple[tuple[str, float], ...]:
@@ -65,12 +66,13 @@ def guidance_words(variant: Variant | None) -> str:
         parts.append(f"autoguidance {variant.autoguidance:g} by {variant.guide}"
                      + (f" at t ≥ {variant.autoguidance_min_timestep:g}" if variant.autoguidance_min_timestep else ""))
     if variant is not None and variant.guidance != 1.0:
-        parts.append(f"guidance {variant.guidance:g} on the {variant.guidance_scope}")
+        parts.append(f"guidance {variant.guidance:g} on the {variant.guidance_scope}"
+                     + (f" at t ≥ {variant.guidance_min_timestep:g}" if variant.guidance_min_timestep else ""))
     return " + ".join(parts) or "no guidance"
 
 
 DEFAULT_SAMPLING = dict(guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE,
-                        autoguidance=DEFAULT_AUTOGUIDANCE,
+                        guidance_min_timestep=DEFAULT_GUIDANCE_MIN_TIMESTEP, autoguidance=DEFAULT_AUTOGUIDANCE,
                         autoguidance_min_timestep=DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP)  # the CLI's sampling
 MAIN = Variant("mixed LoRA + mask branch + timestamp tokens + frame hold (shipped; "
                f"{guidance_words(Variant('', (), **DEFAULT_SAMPLING))}, as the CLI)", ("vfx-mixed",),
@@ -93,10 +95,10 @@ ABLATION = [
     Variant("shipped adapter, guidance 2 on the whole clip, no autoguidance", ("vfx-mixed",), guidance=2.0),
     Variant("shipped adapter, guidance 2 inside the mask, no autoguidance", ("vfx-mixed",), guidance=2.0,
             guidance_scope="mask"),
-    Variant("shipped adapter, autoguidance 2 at every step (the default before the limited interval)", ("vfx-mixed",),
-            autoguidance=2.0),
-    Variant("shipped adapter, the CLI's autoguidance + guidance 1.5 inside the mask", ("vfx-mixed",),
-            **{**DEFAULT_SAMPLING, "guidance": 1.5, "guidance_scope": "mask"}),
+    Variant("shipped adapter, autoguidance 2.5 at t ≥ 500 alone (the default before prompt guidance at the noisiest "
+            "steps)", ("vfx-mixed",), autoguidance=2.5, autoguidance_min_timestep=500),
+    Variant("shipped adapter, guidance 3 inside the mask at t ≥ 800 alone (no autoguidance)", ("vfx-mixed",),
+            guidance=3.0, guidance_scope="mask", guidance_min_timestep=800),
     Variant("shipped adapter, starting noise shared across frames (ρ 0.99)", ("vfx-mixed",), frame_noise=0.99,
             **DEFAULT_SAMPLING),
     Variant("base model only (no adapter)", (), use_mask=False, use_time=False),
@@ -152,7 +154,8 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
         out += list(pipe.generate(reqs, steps=steps, generator=g, guidance=variant.guidance,
                                   guidance_scope=variant.guidance_scope, frame_noise=variant.frame_noise,
                                   autoguidance=variant.autoguidance,
-                                  autoguidance_min_timestep=variant.autoguidance_min_timestep))
+                                  autoguidance_min_timestep=variant.autoguidance_min_timestep,
+                                  guidance_min_timestep=variant.guidance_min_timestep))
     return out
 
 

@@ -146,14 +146,14 @@ class VfxPipeline:
                  frame_noise: float | None = None, guidance_scope: str = "clip",
                  autoguidance: float = 1.0,
                  autoguidance_min_timestep: float = 0.0, init: np.ndarray | None = None,
-                 denoise: float = 1.0) -> np.ndarray:
+                 denoise: float = 1.0, guidance_min_timestep: float = 0.0) -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
         request with the empty caption and no effect name (reference, mask and times kept), as adapters
         trained with ``caption_dropout`` learn it. ``guidance_scope`` says where it applies: the whole
         ``clip``, inside the ``mask``, the requested ``interval``, or the ``effect`` (that interval inside the
-        mask); see ``guidance_map``.
+        mask); see ``guidance_map``; ``guidance_min_timestep`` limits it to the training timesteps t ≥ it.
 
         ``autoguidance`` w > 1 steps away from the guide model loaded with the pipeline (``load(guide=…)``, a
         weaker adapter such as an earlier checkpoint of this one), given the same request: ε + (w − 1)(ε − ε_guide)
@@ -188,7 +188,7 @@ class VfxPipeline:
                      if autoguidance != 1.0 else None)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T,
-                       guide=guide, denoise=denoise,
+                       guide=guide, denoise=denoise, guidance_min_timestep=guidance_min_timestep,
                        init=None if init is None else encode(to_unit(torch.from_numpy(init).to(self.device)),
                                                              cond["ref"]))
         # 3. back to pixels: the reference plus the generated change

@@ -26,22 +26,25 @@ DENOISE = (1.0, 0.9, 0.8, 0.7, 0.5, 0.3)  # 1 = from noise; 0.9 = from the true 
 STEPS = 10
 
 
-def decision_curve(adapter: str, clips, classifier, denoise=DENOISE, batch: int = 22) -> list[dict]:
+def redo(pipe, clips, requests, d: float, batch: int = 22) -> list[np.ndarray]:
+    """The true ``clips`` denoised from part way (``denoise`` d) under ``requests``, the same seed for every level."""
+    g = torch.Generator().manual_seed(0)
+    videos: list[np.ndarray] = []
+    for i in range(0, len(clips), batch):
+        videos += list(pipe.generate(requests[i : i + batch], steps=STEPS, generator=g, denoise=d,
+                                     init=np.stack([c.frames for c in clips[i : i + batch]])))
+    return videos
+
+
+def decision_curve(pipe, adapter: str, clips, classifier, denoise=DENOISE) -> list[dict]:
     """The eval's scores of the adapter's clips, denoised from each level (one row per ``denoise``)."""
     from studio.tasks.vfx import evaluate as ev
-    from studio.tasks.vfx.pipeline import Request, VfxPipeline
+    from studio.tasks.vfx.pipeline import Request
 
-    pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),))
+    reqs = [Request(c.reference, c.prompt, c.mask[0], c.start_s, c.end_s, c.effect) for c in clips]
     rows = []
     for d in denoise:
-        g = torch.Generator().manual_seed(0)
-        videos: list[np.ndarray] = []
-        for i in range(0, len(clips), batch):
-            part = clips[i : i + batch]
-            reqs = [Request(c.reference, c.prompt, c.mask[0], c.start_s, c.end_s, c.effect) for c in part]
-            videos += list(pipe.generate(reqs, steps=STEPS, generator=g, init=np.stack([c.frames for c in part]),
-                                         denoise=d))
-        r = ev.score(clips, videos, classifier)
+        r = ev.score(clips, redo(pipe, clips, reqs, d), classifier)
         rows.append({"adapter": adapter, "denoise": d, **{k: r[k] for k in ("effect_accuracy", "t_iou",
                                                                              "mask_precision", "per_effect_accuracy")}})
         print({k: v for k, v in rows[-1].items() if k != "per_effect_accuracy"}, flush=True)
@@ -51,7 +54,7 @@ def decision_curve(adapter: str, clips, classifier, denoise=DENOISE, batch: int 
 SWAP_DENOISE = (0.9, 0.8, 0.7)
 
 
-def swapped(c):
+def swapped(c) -> tuple[str, str]:
     """The clip's request with the next effect's verb in its prompt: (prompt, effect)."""
     from studio.tasks.vfx.effects import EFFECT_NAMES, EFFECTS
 
@@ -59,27 +62,21 @@ def swapped(c):
     return c.prompt.replace(EFFECTS[c.effect].verb, EFFECTS[other].verb), other
 
 
-def swap_curve(adapter: str, clips, classifier, denoise=SWAP_DENOISE, batch: int = 22) -> list[dict]:
+def swap_curve(pipe, adapter: str, clips, classifier, denoise=SWAP_DENOISE) -> list[dict]:
     """Share of the true clips, denoised from part way under another effect's prompt, named as the prompt asks and
     as the clip they started from."""
     from studio.tasks.vfx.classifier import predict
     from studio.tasks.vfx.effects import EFFECT_NAMES
-    from studio.tasks.vfx.pipeline import Request, VfxPipeline
+    from studio.tasks.vfx.pipeline import Request
 
-    pipe = VfxPipeline.load("vfx-base", ((adapter, 1.0),))
-    asked = np.array([EFFECT_NAMES.index(swapped(c)[1]) for c in clips])
+    swaps = [swapped(c) for c in clips]
+    reqs = [Request(c.reference, prompt, c.mask[0], c.start_s, c.end_s, effect) for c, (prompt, effect) in zip(clips, swaps)]
+    asked = np.array([EFFECT_NAMES.index(effect) for _, effect in swaps])
     started = np.array([EFFECT_NAMES.index(c.effect) for c in clips])
+    masks = torch.from_numpy(np.stack([c.mask[0] for c in clips]))
     rows = []
     for d in denoise:
-        g = torch.Generator().manual_seed(0)
-        videos: list[np.ndarray] = []
-        for i in range(0, len(clips), batch):
-            part = clips[i : i + batch]
-            reqs = [Request(c.reference, *swapped(c)[:1], c.mask[0], c.start_s, c.end_s, swapped(c)[1]) for c in part]
-            videos += list(pipe.generate(reqs, steps=STEPS, generator=g, init=np.stack([c.frames for c in part]),
-                                         denoise=d))
-        named = predict(classifier, torch.from_numpy(np.stack(videos)),
-                        torch.from_numpy(np.stack([c.mask[0] for c in clips])))
+        named = predict(classifier, torch.from_numpy(np.stack(redo(pipe, clips, reqs, d))), masks)
         rows.append({"adapter": adapter, "denoise": d, "prompt": float((named == asked).mean()),
                      "clip": float((named == started).mean())})
         print(rows[-1], flush=True)
@@ -87,12 +84,13 @@ def swap_curve(adapter: str, clips, classifier, denoise=SWAP_DENOISE, batch: int
 
 
 def first_timestep(d: float) -> int:
-    from studio.diffusion import scheduler_from_spec
+    """The DDIM timestep denoising starts from at ``denoise`` d (as ``studio.diffusion.sample`` skips)."""
+    from studio.diffusion import scheduler_from_spec, skipped_steps
     from studio.tasks.vfx.objective import NOISE
 
     sch = scheduler_from_spec("ddim", NOISE)
     sch.set_timesteps(STEPS)
-    return int(sch.timesteps[STEPS - max(1, round(STEPS * d))])
+    return int(sch.timesteps[skipped_steps(STEPS, d)])
 
 
 def signal(t: int) -> float:
@@ -165,6 +163,7 @@ def main() -> None:
     from studio.paths import model_path
     from studio.tasks.vfx import evaluate as ev
     from studio.tasks.vfx.classifier import load_classifier
+    from studio.tasks.vfx.pipeline import VfxPipeline
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adapters", nargs="+", default=["vfx-mixed"], help="adapter names under adapters/ or folders")
@@ -176,8 +175,11 @@ def main() -> None:
     t0 = time.time()
     clips = ev.held_out(args.per_effect, seed=ev.VALIDATION_SEED)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
-    rows = [r for a in args.adapters for r in decision_curve(a, clips, classifier)]
-    swaps = [r for a in args.adapters for r in swap_curve(a, clips, classifier)]
+    rows, swaps = [], []
+    for a in args.adapters:  # one model load per adapter, both parts
+        pipe = VfxPipeline.load("vfx-base", ((a, 1.0),))
+        rows += decision_curve(pipe, a, clips, classifier)
+        swaps += swap_curve(pipe, a, clips, classifier)
     command = (f"python scripts/vfx_effect_decision.py --adapters {' '.join(args.adapters)} "
                f"--per-effect {args.per_effect} --out {args.out}")
     figure = plot(rows, Path(args.out).with_suffix(".png"))

@@ -83,6 +83,11 @@ def _x0_preview(scheduler, out, x: torch.Tensor, eps: torch.Tensor, t: torch.Ten
     return (x.float() - (1 - ac).sqrt() * eps.float()) / ac.sqrt()
 
 
+def skipped_steps(steps: int, denoise: float) -> int:
+    """How many of the first ``steps`` an init sample stands in for at ``denoise`` (at least one step runs)."""
+    return steps - max(1, round(steps * denoise))
+
+
 @torch.no_grad()
 def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
            generator: torch.Generator | None = None, guidance: Guidance = 1.0, cond: Any = None,
@@ -107,7 +112,7 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
     scheduler.set_timesteps(steps, device=device)
     if x_T is None:
         x_T = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
-    skip = steps - max(1, round(steps * denoise))  # the first steps, which the init stands in for
+    skip = skipped_steps(steps, denoise)
     timesteps = scheduler.timesteps[skip * scheduler.order:]
     if skip:
         if hasattr(scheduler, "set_begin_index"):

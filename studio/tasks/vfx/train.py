@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from studio.diffusion.schedulers import TimestepBias
 from studio.train.config import Section, TrainConfig, load_config
 
 GENERIC = "generic"  # data.effects = ["generic"] → every generic motion
@@ -64,7 +65,7 @@ class LoraSection(Section):
     effect_label: bool = Field(False, description="The effect's name (--effect) also enters as a class label "
                                "(EffectEmbed: a zero-initialised row per effect in the data, added to the "
                                "conditioning vector), beside the prompt.")
-    timestep_bias: Literal["none", "later", "earlier"] = Field(
+    timestep_bias: TimestepBias = Field(
         "none", description="Draw more training timesteps from the noisiest ('later') or cleanest ('earlier') "
         "portion, as diffusers' --timestep_bias_strategy.")
     timestep_bias_portion: float = Field(0.25, gt=0, le=1, description="The share of the timesteps biased.")

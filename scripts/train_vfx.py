@@ -4,6 +4,7 @@
     python scripts/train_vfx.py --compare full=datasets/vfx/configs/base_full.toml \
         factorised=datasets/vfx/configs/base_factorised.toml --at-step 100 --out models/vfx-base/layouts.json
     python scripts/train_vfx.py --classifier models/vfx-base/effect_classifier.safetensors
+    python scripts/train_vfx.py --effect-guide models/vfx-effect-guide
     python scripts/train_vfx.py --card models/vfx-base
 """
 
@@ -23,6 +24,8 @@ if __name__ == "__main__":
     ap.add_argument("--at-step", type=int, default=100, help="the checkpoint step --compare reads")
     ap.add_argument("--out", default="layouts.json", help="where --compare writes its JSON")
     ap.add_argument("--classifier", metavar="FILE", help="train the effect classifier used by the evaluation")
+    ap.add_argument("--effect-guide", metavar="MODEL_DIR",
+                    help="train the noise-aware effect classifier for --effect-guidance (and write its card)")
     ap.add_argument("--card", metavar="MODEL_DIR", help="write MODEL_CARD.md from the records beside the weights")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1 is fastest when other processes share the cores)")
@@ -38,6 +41,11 @@ if __name__ == "__main__":
         record = train_classifier(Path(args.classifier))
         Path(args.classifier).with_suffix(".json").write_text(json.dumps(record, indent=2))
         print(record)
+    elif args.effect_guide:
+        from studio.tasks.vfx.effect_guide import card, train_effect_guide
+
+        print(train_effect_guide(Path(args.effect_guide)))
+        (Path(args.effect_guide) / "MODEL_CARD.md").write_text(card(Path(args.effect_guide)))
     elif args.card:
         print(write_base_card(Path(args.card)).read_text())
     elif args.config:

@@ -60,11 +60,14 @@ def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guides: list[
                 variant = ev.Variant(f"{adapter} {steps} steps", (adapter,), guidance=guidance,
                                      guidance_scope=scope, autoguidance=auto, guide=guide,
                                      autoguidance_min_timestep=window[0] if window else 0.0,
-                                     guidance_min_timestep=window[1] if len(window) > 1 else 0.0)
+                                     guidance_min_timestep=window[1] if len(window) > 1 else 0.0,
+                                     effect_guidance=window[2] if len(window) > 2 else 0.0,
+                                     effect_guidance_min_timestep=window[3] if len(window) > 3 else 0.0)
                 r = ev.score(clips, ev.generate(variant, clips, steps, pipe=pipe), classifier)
                 rows.append({"adapter": adapter, "steps": steps, "guidance": guidance, "scope": scope,
                              "autoguidance": auto, "guide": guide, "min_t": variant.autoguidance_min_timestep,
-                             "g_min_t": variant.guidance_min_timestep,
+                             "g_min_t": variant.guidance_min_timestep, "effect_guidance": variant.effect_guidance,
+                             "e_min_t": variant.effect_guidance_min_timestep,
                              "seconds": time.time() - t0,
                              **{k: r[k] for k in KEYS}})
                 print(rows[-1], flush=True)
@@ -88,10 +91,12 @@ def setting(r: dict) -> str:
     """A row's sampling in words."""
     text = f"{r['steps']} steps, guidance {r['guidance']:g}" + (f" on the {r['scope']}" if r["guidance"] != 1.0 else "")
     text += f" at t ≥ {r['g_min_t']:g}" if r["guidance"] != 1.0 and r.get("g_min_t") else ""
-    if r["autoguidance"] == 1.0:
-        return text
-    text += f", autoguidance {r['autoguidance']:g} by {r['guide']}"
-    return text + (f" at t ≥ {r['min_t']:g}" if r.get("min_t") else "")
+    if r["autoguidance"] != 1.0:
+        text += f", autoguidance {r['autoguidance']:g} by {r['guide']}" + (f" at t ≥ {r['min_t']:g}" if r.get("min_t")
+                                                                           else "")
+    if r.get("effect_guidance"):
+        text += f", effect guidance {r['effect_guidance']:g}" + (f" at t ≥ {r['e_min_t']:g}" if r.get("e_min_t") else "")
+    return text
 
 
 def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, command: str) -> str:
@@ -104,7 +109,10 @@ def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, comm
              "the frames from the requested start to end, or on those frames inside the mask; elsewhere the plain "
              "model (`--guidance-scope`). *Autoguidance w*: over the whole clip the sampler steps away from a weaker "
              f"model given the same request, ε + (w − 1)(ε − ε_guide) (Karras et al. 2024; guide: {guides}, "
-             "`--autoguidance`, `--guide-adapter`). *start / end bias*: signed frames between the detected and the true "
+             "`--autoguidance`, `--guide-adapter`). *Effect guidance s*: classifier guidance towards the requested "
+             "effect, ε − s·√(1−ᾱ)·∇ log p(effect | z_t), by the noise-aware effect classifier `models/vfx-effect-guide` "
+             "(Dhariwal & Nichol 2021; trained on the adapters' training clips, not the eval's classifier; "
+             "`--effect-guidance`). *start / end bias*: signed frames between the detected and the true "
              "start / end (+ = late); *s*: seconds to generate the clips here.", "",
              "| adapter | setting | T-IoU | E_f (% clip) | start / end bias | mask precision | effect acc. | s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -126,12 +134,13 @@ def parse_settings(text: str) -> tuple[tuple, ...]:
     """'10:1:clip,10:2:mask:2,10:1:clip:3:500,10:2:mask:2.5:500:700' → ((10, 1.0, 'clip', 1.0), (10, 2.0, 'mask', 2.0),
     (10, 1.0, 'clip', 3.0, 500.0), (10, 2.0, 'mask', 2.5, 500.0, 700.0)): steps, guidance, scope, optionally the
     autoguidance scale (1 = none), the training timestep from which it applies (a limited interval: only the
-    noisier steps; default every step) and the one from which prompt guidance applies."""
+    noisier steps; default every step), the one from which prompt guidance applies, then the effect guidance
+    scale (0 = none) and the one from which it applies ('10:3:mask:2.5:500:800:4:700')."""
     out = []
     for item in text.split(","):
         steps, guidance, scope, *rest = item.split(":")
         auto = (float(rest[0]),) if rest else (1.0,)
-        out.append((int(steps), float(guidance), scope, *auto, *(float(x) for x in rest[1:3])))
+        out.append((int(steps), float(guidance), scope, *auto, *(float(x) for x in rest[1:5])))
     return tuple(out)
 
 
@@ -145,7 +154,8 @@ def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
     r = best[adapter]
     chosen = ev.Variant("", (adapter,), guidance=r["guidance"], guidance_scope=r["scope"],
                         autoguidance=r["autoguidance"], guide=r["guide"], autoguidance_min_timestep=r["min_t"],
-                        guidance_min_timestep=r.get("g_min_t", 0.0))
+                        guidance_min_timestep=r.get("g_min_t", 0.0), effect_guidance=r.get("effect_guidance", 0.0),
+                        effect_guidance_min_timestep=r.get("e_min_t", 0.0))
     agree = ev.guidance_words(chosen) == shipped
     return (f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`): "
             + ("the rule's choice for the default adapter." if agree else "**not** the rule's choice for the "

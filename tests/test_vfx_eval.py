@@ -100,3 +100,20 @@ def test_held_out_can_give_a_training_seed_or_another_size():
     assert small[0].frames.shape[1:3] == (16, 16) and eval_clips[0].frames.shape[1:3] == (32, 32)
     assert [(c.effect, c.start, c.end) for c in small] == [(c.effect, c.start, c.end) for c in eval_clips]
     assert not np.array_equal(eval_clips[0].frames, same[0].frames)
+
+
+def test_every_guidance_is_named_and_the_sweep_reads_all_its_fields():
+    """The eval's words and the sampling sweep's settings carry effect guidance alongside the other two."""
+    from scripts.vfx_sampling_steps import parse_settings, setting
+    from studio.tasks.vfx.evaluate import Variant, guidance_words
+    from studio.tasks.vfx.task import DEFAULT_EFFECT_GUIDANCE, VfxTask
+
+    assert MAIN.effect_guidance == DEFAULT_EFFECT_GUIDANCE == VfxTask.Inputs.model_fields["effect_guidance"].default
+    v = Variant("", (), guidance=3.0, guidance_scope="mask", guidance_min_timestep=800, autoguidance=2.5,
+                autoguidance_min_timestep=500, effect_guidance=2.0, effect_guidance_min_timestep=500)
+    assert guidance_words(v) == ("autoguidance 2.5 by vfx-mixed-4000 at t ≥ 500 + guidance 3 on the mask at t ≥ 800"
+                                 " + effect guidance 2 at t ≥ 500")
+    (full,) = parse_settings("10:3:mask:2.5:500:800:2:500")
+    assert full == (10, 3.0, "mask", 2.5, 500.0, 800.0, 2.0, 500.0)
+    row = dict(steps=10, guidance=3.0, scope="mask", autoguidance=1.0, g_min_t=800.0, effect_guidance=2.0, e_min_t=500.0)
+    assert setting(row) == "10 steps, guidance 3 on the mask at t ≥ 800, effect guidance 2 at t ≥ 500"

@@ -7,6 +7,7 @@ import torch
 from studio.lora import add_lora
 from studio.tasks.base import Canceled, CancelToken, ModelKey, RunContext
 from studio.tasks.vfx.controls import ControlSpec, MaskBranchSpec, TimestampTokensSpec, VfxControls
+from studio.tasks.vfx.effect_guide import EffectGuide, EffectGuideConfig, save_effect_guide
 from studio.tasks.vfx.model import VideoDiT
 from studio.tasks.vfx.pipeline import load_base, save_controllable_adapter
 from studio.tasks.vfx.task import VfxTask
@@ -26,6 +27,7 @@ def library(tmp_path_factory):
     add_lora(dit, "vfx-mixed-4000", rank=2)
     guide = VfxControls(dit, ControlSpec(TimestampTokensSpec(), MaskBranchSpec(1)))
     save_controllable_adapter(dit, guide, "vfx-mixed-4000", root / "adapters" / "vfx-mixed-4000", {"steps": 0})
+    save_effect_guide(EffectGuide(EffectGuideConfig(width=8)), root / "models" / "vfx-effect-guide")  # for the default
     return root
 
 

@@ -53,16 +53,49 @@ class AutoGuide:
         return not _is_one(self.scale) and float(t.reshape(-1)[0]) >= self.min_timestep
 
 
+@dataclass(frozen=True)
+class ClassifierGuide:
+    """Classifier guidance (Dhariwal & Nichol 2021, §4.1): a classifier trained on noisy samples gives
+    log p(y | x_t) of the wanted class through ``log_prob_fn(x, t, cond) -> (B,)``, and the sampler follows its
+    gradient: ε − s·√(1−ᾱ_t)·∇ₓ log p(y | x_t), i.e. it samples p(x | y) ∝ p(x) p(y | x)^s. ``alphas_cumprod``
+    is the schedule's ᾱ (the model input is in the VP parameterisation: ``scale_model_input``). ``min_timestep``
+    limits it to the noisier steps (training timesteps t ≥ it). Steps where ᾱ < ``min_alpha_bar`` are never
+    guided: there x_t carries no information about x_0 (p(y | x_t) = p(y), so the true gradient is 0), and the
+    sampler's x̂0 = (x − √(1−ᾱ) ε) / √ᾱ would multiply the classifier's residual gradient by 1/√ᾱ (≈ 600 at the
+    first step of a cosine schedule)."""
+
+    log_prob_fn: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+    alphas_cumprod: torch.Tensor
+    scale: float = 1.0
+    min_timestep: float = 0.0
+    min_alpha_bar: float = 1e-3
+
+    def active(self, t: torch.Tensor) -> bool:
+        t0 = t.reshape(-1)[0]
+        return (self.scale != 0.0 and float(t0) >= self.min_timestep
+                and float(self.alphas_cumprod[t0.long().cpu()]) >= self.min_alpha_bar)
+
+    def eps_shift(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        """−s·√(1−ᾱ_t)·∇ₓ log p(y | x_t), the same shape as x."""
+        with torch.enable_grad():
+            x = x.detach().float().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.log_prob_fn(x, t, cond).sum(), x)
+        ac = self.alphas_cumprod.to(x.device, torch.float32)[t.long()].view(-1, *[1] * (x.dim() - 1))
+        return -self.scale * (1 - ac).sqrt() * grad
+
+
 def _is_one(scale: Guidance) -> bool:
     return bool(torch.all(torch.as_tensor(scale) == 1.0))
 
 
 def guided_eps(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, cond: Any, uncond: Any,
-               guidance: Guidance, guide: AutoGuide | None = None) -> torch.Tensor:
+               guidance: Guidance, guide: AutoGuide | None = None,
+               classifier: ClassifierGuide | None = None) -> torch.Tensor:
     """ε_u + w (ε_c − ε_u), cond and uncond evaluated in one batch. ``guidance`` w may be a tensor that
     broadcasts against ε, to guide some frames or pixels more than others. ``w == 1`` everywhere or no
     ``uncond`` is the plain conditional model. A ``guide`` adds autoguidance on top, (w_g − 1)(ε_c − ε_guide),
-    the guide model seeing the conditional inputs (one more model call per step)."""
+    the guide model seeing the conditional inputs (one more model call per step). A ``classifier`` adds
+    classifier guidance (``ClassifierGuide``: one classifier forward and backward per step)."""
     if uncond is None or _is_one(guidance):
         eps = eps_c = model_fn(x, t, cond)
     else:
@@ -71,6 +104,8 @@ def guided_eps(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, cond: Any, u
         eps = eps_u + guidance * (eps_c - eps_u)
     if guide is not None and guide.active(t):
         eps = eps + (guide.scale - 1.0) * (eps_c - guide.model_fn(x, t, cond))
+    if classifier is not None and classifier.active(t):
+        eps = eps + classifier.eps_shift(x, t, cond).to(eps.dtype)
     return eps
 
 
@@ -93,11 +128,13 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
            generator: torch.Generator | None = None, guidance: Guidance = 1.0, cond: Any = None,
            uncond: Any = None, callback: StepCallback | None = None, device: str | torch.device = "cpu",
            x_T: torch.Tensor | None = None, guide: AutoGuide | None = None, init: torch.Tensor | None = None,
-           denoise: float = 1.0, guidance_min_timestep: float = 0.0) -> torch.Tensor:
+           denoise: float = 1.0, guidance_min_timestep: float = 0.0,
+           classifier: ClassifierGuide | None = None) -> torch.Tensor:
     """Run ``steps`` denoising steps from Gaussian noise of ``shape``; returns x_0 (float32).
 
     ``callback(i, n, x0_preview)`` runs after every step — progress reports and cancellation live
-    there (it may raise to stop the loop). ``guide``: autoguidance by a weaker model (``AutoGuide``).
+    there (it may raise to stop the loop). ``guide``: autoguidance by a weaker model (``AutoGuide``);
+    ``classifier``: classifier guidance by a noise-aware classifier (``ClassifierGuide``).
     ``guidance_min_timestep``: prompt guidance only at training timesteps t ≥ it (a limited interval, Kynkäänniemi et
     al. 2024; elsewhere the plain conditional model, without the unguided pass).
     ``denoise`` < 1 with an ``init`` sample (SDEdit, Meng et al. 2022; diffusers' img2img ``strength``, ComfyUI's
@@ -125,7 +162,7 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
         x_in = scheduler.scale_model_input(x, t)
         t_batch = t.expand(shape[0]).to(device)  # (B,)
         w = guidance if float(t) >= guidance_min_timestep else 1.0
-        eps = guided_eps(model_fn, x_in, t_batch, cond, uncond, w, guide).float()
+        eps = guided_eps(model_fn, x_in, t_batch, cond, uncond, w, guide, classifier).float()
         out = scheduler.step(eps, t, x, generator=generator)
         if callback is not None:
             callback(i, n, _x0_preview(scheduler, out, x, eps, t))

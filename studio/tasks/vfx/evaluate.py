@@ -26,6 +26,7 @@ import torch
 from studio.tasks.vfx.data import Clip, ClipConfig, clip_for
 from studio.tasks.vfx.effects import EFFECT_NAMES
 from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE,
+                                   DEFAULT_EFFECT_GUIDANCE, DEFAULT_EFFECT_GUIDANCE_MIN_TIMESTEP, DEFAULT_EFFECT_GUIDE,
                                    DEFAULT_GUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE_SCOPE, DEFAULT_GUIDE_ADAPTER)
 
 HELD_OUT_SEED = 9_000
@@ -52,6 +53,8 @@ class Variant:
     guide: str = DEFAULT_GUIDE_ADAPTER
     autoguidance_min_timestep: float = 0.0  # autoguidance only at training timesteps ≥ this (0 = every step)
     guidance_min_timestep: float = 0.0  # prompt guidance only at training timesteps ≥ this (0 = every step)
+    effect_guidance: float = 0.0  # classifier guidance by the noise-aware effect classifier (0 = off)
+    effect_guidance_min_timestep: float = 0.0  # effect guidance only at training timesteps ≥ this
 
     @property
     def guide_adapters(self) -> tuple[tuple[str, float], ...]:
@@ -60,7 +63,7 @@ class Variant:
 
 def guidance_words(variant: Variant | None) -> str:
     """A variant's guidance in words: 'autoguidance 2.5 by vfx-mixed-4000 at t ≥ 500', 'guidance 2 on the mask',
-    both joined by ' + ', or 'no guidance'."""
+    'effect guidance 4 at t ≥ 700', those given joined by ' + ', or 'no guidance'."""
     parts = []
     if variant is not None and variant.autoguidance != 1.0:
         parts.append(f"autoguidance {variant.autoguidance:g} by {variant.guide}"
@@ -68,12 +71,17 @@ def guidance_words(variant: Variant | None) -> str:
     if variant is not None and variant.guidance != 1.0:
         parts.append(f"guidance {variant.guidance:g} on the {variant.guidance_scope}"
                      + (f" at t ≥ {variant.guidance_min_timestep:g}" if variant.guidance_min_timestep else ""))
+    if variant is not None and variant.effect_guidance:
+        parts.append(f"effect guidance {variant.effect_guidance:g}"
+                     + (f" at t ≥ {variant.effect_guidance_min_timestep:g}" if variant.effect_guidance_min_timestep
+                        else ""))
     return " + ".join(parts) or "no guidance"
 
 
 DEFAULT_SAMPLING = dict(guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE,
                         guidance_min_timestep=DEFAULT_GUIDANCE_MIN_TIMESTEP, autoguidance=DEFAULT_AUTOGUIDANCE,
-                        autoguidance_min_timestep=DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP)  # the CLI's sampling
+                        autoguidance_min_timestep=DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, effect_guidance=DEFAULT_EFFECT_GUIDANCE,
+                        effect_guidance_min_timestep=DEFAULT_EFFECT_GUIDANCE_MIN_TIMESTEP)  # the CLI's sampling
 MAIN = Variant("mixed LoRA + mask branch + timestamp tokens + frame hold (shipped; "
                f"{guidance_words(Variant('', (), **DEFAULT_SAMPLING))}, as the CLI)", ("vfx-mixed",),
                **DEFAULT_SAMPLING)
@@ -130,6 +138,8 @@ def available(variant: Variant) -> bool:
 
     if not (model_path(variant.base) / "config.json").is_file():
         return False
+    if variant.effect_guidance and not (model_path(DEFAULT_EFFECT_GUIDE) / "effect_guide.safetensors").is_file():
+        return False
     try:
         for a in variant.adapters + tuple(g for g, _ in variant.guide_adapters):
             resolve_adapter_dir(a)
@@ -155,7 +165,9 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
                                   guidance_scope=variant.guidance_scope, frame_noise=variant.frame_noise,
                                   autoguidance=variant.autoguidance,
                                   autoguidance_min_timestep=variant.autoguidance_min_timestep,
-                                  guidance_min_timestep=variant.guidance_min_timestep))
+                                  guidance_min_timestep=variant.guidance_min_timestep,
+                                  effect_guidance=variant.effect_guidance,
+                                  effect_guidance_min_timestep=variant.effect_guidance_min_timestep))
     return out
 
 

@@ -121,6 +121,15 @@ class VfxPipeline:
         self.size = dit.config.sample_size
         self.frames = dit.config.sample_frames
         self.fps = controls.fps if controls is not None else 8.0
+        self._effect_guides: dict[str, Any] = {}  # noise-aware effect classifiers by name, loaded on first use
+
+    def effect_guide(self, name: str) -> Any:
+        """The effect guide ``name`` (a folder, or a name under models/) for classifier guidance, loaded once."""
+        from studio.tasks.vfx.effect_guide import load_effect_guide
+
+        if name not in self._effect_guides:
+            self._effect_guides[name] = load_effect_guide(name).to(self.device)
+        return self._effect_guides[name]
 
     @classmethod
     def load(cls, model: str = "vfx-base", adapters: tuple[tuple[str, float], ...] = (), device: str = "cpu",
@@ -146,7 +155,8 @@ class VfxPipeline:
                  frame_noise: float | None = None, guidance_scope: str = "clip",
                  autoguidance: float = 1.0,
                  autoguidance_min_timestep: float = 0.0, init: np.ndarray | None = None,
-                 denoise: float = 1.0, guidance_min_timestep: float = 0.0) -> np.ndarray:
+                 denoise: float = 1.0, guidance_min_timestep: float = 0.0, effect_guidance: float = 0.0,
+                 effect_guidance_min_timestep: float = 0.0, effect_guide: str = "vfx-effect-guide") -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
@@ -165,10 +175,15 @@ class VfxPipeline:
         that frame's own details, which the object keeps changing after its effect has ended; more
         shared noise (as FreeNoise shares noise between frames at inference) keeps them alike.
 
+        ``effect_guidance`` s > 0 is classifier guidance towards each request's ``effect`` by the noise-aware effect
+        classifier ``effect_guide`` (``studio.tasks.vfx.effect_guide``; ``studio.diffusion.ClassifierGuide``), only at
+        training timesteps t ≥ ``effect_guidance_min_timestep``: one classifier forward and backward per such step.
+
         ``init`` clips (B, T, H, W, 3) uint8 with ``denoise`` < 1 are noised to that share of the steps and
         denoised from there (SDEdit; ``studio.diffusion.sample``): a clip to redo rather than to make from noise.
         """
-        from studio.diffusion import AutoGuide, mixed_noise, sample, scheduler_from_spec
+        from studio.diffusion import AutoGuide, ClassifierGuide, mixed_noise, sample, scheduler_from_spec
+        from studio.tasks.vfx.effect_guide import effect_log_prob_fn
 
         if autoguidance != 1.0 and self.guide is None:
             raise ValueError("autoguidance: needs a guide model (load the pipeline with guide=… adapters)")
@@ -186,9 +201,11 @@ class VfxPipeline:
             w = guidance_map(guidance, guidance_scope, cond, T, self.fps)
             guide = (AutoGuide(eps_model_fn(self.guide, scheduler), autoguidance, autoguidance_min_timestep)
                      if autoguidance != 1.0 else None)
+            classifier = (ClassifierGuide(effect_log_prob_fn(self.effect_guide(effect_guide)), scheduler.alphas_cumprod,
+                                          effect_guidance, effect_guidance_min_timestep) if effect_guidance else None)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T,
-                       guide=guide, denoise=denoise, guidance_min_timestep=guidance_min_timestep,
+                       guide=guide, denoise=denoise, guidance_min_timestep=guidance_min_timestep, classifier=classifier,
                        init=None if init is None else encode(to_unit(torch.from_numpy(init).to(self.device)),
                                                              cond["ref"]))
         # 3. back to pixels: the reference plus the generated change

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from studio.tasks.vfx.evaluate import VALIDATION_SEED
+from studio.tasks.vfx.evaluate import HELD_OUT_SEED, VALIDATION_SEED
 
 # (DDIM steps, prompt guidance, where guidance applies, autoguidance by the guide adapter); the first is the
 # reference: the eval's steps, unguided
@@ -37,7 +37,7 @@ TOLERANCE = 0.02  # how much T-IoU or mask precision a setting may lose against 
 
 
 def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guides: list[str] | None = None,
-          effects: tuple[str, ...] | None = None) -> list[dict]:
+          effects: tuple[str, ...] | None = None, clips_seed: int = VALIDATION_SEED) -> list[dict]:
     """One row per (adapter, setting, guide): the eval's scores on the validation clips (of ``effects``; None =
     all); ``guides`` are the adapters autoguidance steers away from, each tried on the autoguided settings
     (default: the CLI's)."""
@@ -46,7 +46,7 @@ def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guides: list[
     from studio.tasks.vfx.classifier import load_classifier
     from studio.tasks.vfx.pipeline import VfxPipeline
 
-    clips = ev.held_out(per_effect, effects or ev.EFFECT_NAMES, seed=VALIDATION_SEED)
+    clips = ev.held_out(per_effect, effects or ev.EFFECT_NAMES, seed=clips_seed)
     classifier = load_classifier(model_path("vfx-base") / "effect_classifier.safetensors")
     guided = any(auto != 1.0 for _, _, _, auto, *_ in settings)  # load a guide model only if a setting uses it
     rows = []
@@ -62,12 +62,16 @@ def sweep(adapters: list[str], per_effect: int, settings=SETTINGS, guides: list[
                                      autoguidance_min_timestep=window[0] if window else 0.0,
                                      guidance_min_timestep=window[1] if len(window) > 1 else 0.0,
                                      effect_guidance=window[2] if len(window) > 2 else 0.0,
-                                     effect_guidance_min_timestep=window[3] if len(window) > 3 else 0.0)
+                                     effect_guidance_min_timestep=window[3] if len(window) > 3 else 0.0,
+                                     effect_guidance_scope=window[4] if len(window) > 4 else "clip",
+                                     noise_candidates=int(window[5]) if len(window) > 5 else 1,
+                                     noise_select_timestep=float(window[6]) if len(window) > 6 else 800.0)
                 r = ev.score(clips, ev.generate(variant, clips, steps, pipe=pipe), classifier)
                 rows.append({"adapter": adapter, "steps": steps, "guidance": guidance, "scope": scope,
                              "autoguidance": auto, "guide": guide, "min_t": variant.autoguidance_min_timestep,
                              "g_min_t": variant.guidance_min_timestep, "effect_guidance": variant.effect_guidance,
-                             "e_min_t": variant.effect_guidance_min_timestep,
+                             "e_min_t": variant.effect_guidance_min_timestep, "e_scope": variant.effect_guidance_scope,
+                             "candidates": variant.noise_candidates, "select_t": variant.noise_select_timestep,
                              "seconds": time.time() - t0,
                              **{k: r[k] for k in KEYS}})
                 print(rows[-1], flush=True)
@@ -95,14 +99,19 @@ def setting(r: dict) -> str:
         text += f", autoguidance {r['autoguidance']:g} by {r['guide']}" + (f" at t ≥ {r['min_t']:g}" if r.get("min_t")
                                                                            else "")
     if r.get("effect_guidance"):
-        text += f", effect guidance {r['effect_guidance']:g}" + (f" at t ≥ {r['e_min_t']:g}" if r.get("e_min_t") else "")
+        text += (f", effect guidance {r['effect_guidance']:g}"
+                 + (f" on the {r['e_scope']}" if r.get("e_scope", "clip") != "clip" else "")
+                 + (f" at t ≥ {r['e_min_t']:g}" if r.get("e_min_t") else ""))
+    if r.get("candidates", 1) > 1:
+        text += f", best of {r['candidates']} noises at t < {r['select_t']:g}"
     return text
 
 
-def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, command: str) -> str:
+def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, command: str,
+           clips_seed: int = VALIDATION_SEED) -> str:
     guides = ", ".join(dict.fromkeys(f"`{r['guide']}`" for r in rows if r["autoguidance"] != 1.0)) or "none"
     lines = ["# VFX sampling: denoising steps, prompt guidance and autoguidance (`scripts/vfx_sampling_steps.py`)", "",
-             f"`models/vfx-base` + each adapter, {n} validation clips (seed {VALIDATION_SEED}: not the eval's, not a "
+             f"`models/vfx-base` + each adapter, {n} validation clips (seed {clips_seed}: not the eval's, not a "
              "training seed), DDIM, starting noise as trained. The eval (`studio eval vfx`) samples with the first "
              "row's steps (10); `studio generate vfx` defaults to 20. *Guidance on the clip / mask / interval / "
              "effect*: classifier-free guidance on the prompt everywhere, inside the instance mask (every frame), on "
@@ -112,7 +121,9 @@ def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, comm
              "`--autoguidance`, `--guide-adapter`). *Effect guidance s*: classifier guidance towards the requested "
              "effect, ε − s·√(1−ᾱ)·∇ log p(effect | z_t), by the noise-aware effect classifier `models/vfx-effect-guide` "
              "(Dhariwal & Nichol 2021; trained on the adapters' training clips, not the eval's classifier; "
-             "`--effect-guidance`). *start / end bias*: signed frames between the detected and the true "
+             "`--effect-guidance`). *Best of N noises at t < τ*: each clip starts from N noises, all run the steps "
+             "with t ≥ τ, and the one the same effect guide reads as the requested effect most surely goes on "
+             "(`--noise-candidates`, `--noise-select-timestep`). *start / end bias*: signed frames between the detected and the true "
              "start / end (+ = late); *s*: seconds to generate the clips here.", "",
              "| adapter | setting | T-IoU | E_f (% clip) | start / end bias | mask precision | effect acc. | s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -135,12 +146,14 @@ def parse_settings(text: str) -> tuple[tuple, ...]:
     (10, 1.0, 'clip', 3.0, 500.0), (10, 2.0, 'mask', 2.5, 500.0, 700.0)): steps, guidance, scope, optionally the
     autoguidance scale (1 = none), the training timestep from which it applies (a limited interval: only the
     noisier steps; default every step), the one from which prompt guidance applies, then the effect guidance
-    scale (0 = none) and the one from which it applies ('10:3:mask:2.5:500:800:4:700')."""
+    scale (0 = none), the one from which it applies and where it pushes ('10:3:mask:2.5:500:800:4:700:effect'), then
+    the starting noises per clip and the timestep below which the best is kept ('…:effect:4:800')."""
     out = []
     for item in text.split(","):
         steps, guidance, scope, *rest = item.split(":")
         auto = (float(rest[0]),) if rest else (1.0,)
-        out.append((int(steps), float(guidance), scope, *auto, *(float(x) for x in rest[1:5])))
+        out.append((int(steps), float(guidance), scope, *auto, *(float(x) for x in rest[1:5]), *rest[5:6],
+                    *(int(x) for x in rest[6:7]), *(float(x) for x in rest[7:8])))
     return tuple(out)
 
 
@@ -155,7 +168,8 @@ def shipped_default(best: dict[str, dict], adapter: str = "vfx-mixed") -> str:
     chosen = ev.Variant("", (adapter,), guidance=r["guidance"], guidance_scope=r["scope"],
                         autoguidance=r["autoguidance"], guide=r["guide"], autoguidance_min_timestep=r["min_t"],
                         guidance_min_timestep=r.get("g_min_t", 0.0), effect_guidance=r.get("effect_guidance", 0.0),
-                        effect_guidance_min_timestep=r.get("e_min_t", 0.0))
+                        effect_guidance_min_timestep=r.get("e_min_t", 0.0), effect_guidance_scope=r.get("e_scope", "clip"),
+                        noise_candidates=r.get("candidates", 1), noise_select_timestep=r.get("select_t", 800.0))
     agree = ev.guidance_words(chosen) == shipped
     return (f"The CLI, API, web tab and the eval's main row sample with {shipped} (`studio/tasks/vfx/task.py`): "
             + ("the rule's choice for the default adapter." if agree else "**not** the rule's choice for the "
@@ -176,22 +190,29 @@ def main() -> None:
     ap.add_argument("--guides", nargs="+", default=None,
                     help="the adapters autoguidance steers away from, each tried (default: the CLI's)")
     ap.add_argument("--effects", nargs="+", default=None, help="only these effects' validation clips (default: all)")
+    ap.add_argument("--clips-seed", type=int, default=VALIDATION_SEED,
+                    help="the clips' seed: a fresh one for a second round of choices (never the eval's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
     effects = tuple(args.effects or EFFECT_NAMES)
-    rows = sweep(args.adapters, args.per_effect, args.settings, args.guides, effects)
+    if args.clips_seed == HELD_OUT_SEED:
+        ap.error("--clips-seed: the eval's held-out seed never chooses anything")
+    rows = sweep(args.adapters, args.per_effect, args.settings, args.guides, effects, args.clips_seed)
     command = f"python scripts/vfx_sampling_steps.py --adapters {' '.join(args.adapters)} --out {args.out}"
     if args.settings != SETTINGS:
         command += " --settings " + ",".join(f"{n}:{g:g}:{sc}" + (f":{a:g}" if a != 1.0 or t else "")
-                                              + "".join(f":{x:g}" for x in t) for n, g, sc, a, *t in args.settings)
+                                              + "".join(f":{x:g}" if isinstance(x, (int, float)) else f":{x}" for x in t)
+                                              for n, g, sc, a, *t in args.settings)
     if args.guides:
         command += f" --guides {' '.join(args.guides)}"
     if args.effects:
         command += f" --effects {' '.join(args.effects)}"
+    if args.clips_seed != VALIDATION_SEED:
+        command += f" --clips-seed {args.clips_seed}"
     if args.effects or args.per_effect != 4:
         command += f" --per-effect {args.per_effect}"
-    text = render(rows, choose(rows), args.per_effect * len(effects), time.time() - t0, command)
+    text = render(rows, choose(rows), args.per_effect * len(effects), time.time() - t0, command, args.clips_seed)
     print(text)
     Path(args.out).write_text(text)
 

@@ -300,3 +300,40 @@ def test_classifier_guidance_samples_the_asked_class():
     never = ClassifierGuide(log_prob_fn, sch.alphas_cumprod, scale=1.0, min_timestep=1001)
     same = sample(eps_fn, shape, sch, 50, torch.Generator().manual_seed(0), cond={"y": 1}, classifier=never)
     assert torch.equal(same, plain)
+
+
+def test_classifier_guidance_pushes_only_where_its_scale_map_is_not_zero():
+    from studio.diffusion import ClassifierGuide
+
+    sch = make_scheduler("ddim")
+    _, log_prob_fn = mixture(sch)
+    x, t = torch.randn(2, 4), torch.full((2,), 500)
+    where = torch.tensor([[1.0, 0.0, 2.0, 0.0]])  # broadcast over the batch
+    full = ClassifierGuide(log_prob_fn, sch.alphas_cumprod, 1.0).eps_shift(x, t, {"y": 1})
+    some = ClassifierGuide(log_prob_fn, sch.alphas_cumprod, where).eps_shift(x, t, {"y": 1})
+    assert torch.allclose(some, full * where) and full.abs().min() > 0
+    assert not ClassifierGuide(log_prob_fn, sch.alphas_cumprod, torch.zeros(1, 4)).active(t)
+
+
+def test_noise_selection_keeps_the_candidate_the_score_prefers_and_runs_it_unchanged():
+    """Each output is one of its own candidates, run exactly as it would have run alone, and the score's choice:
+    with the exact noisy classifier nearly all land in the asked mode, where the candidates split; wrong setups are
+    refused."""
+    from studio.diffusion import NoiseSelection
+
+    sch = make_scheduler("ddim")
+    eps_fn, log_prob_fn = mixture(sch)
+    n, b = 6, 500
+    x_T = torch.randn(n * b, 1, generator=torch.Generator().manual_seed(0))
+    every = sample(eps_fn, (n * b, 1), sch, 20, cond={"y": 1}, x_T=x_T).reshape(n, b)
+    assert 0.4 < (every > 0).float().mean() < 0.6
+    pick = NoiseSelection(lambda x, t, c: log_prob_fn(x, t, c), candidates=n, at_timestep=500)
+    chosen = sample(eps_fn, (b, 1), sch, 20, cond={"y": 1}, x_T=x_T, selection=pick)[:, 0]
+    assert (chosen > 0).float().mean() > 0.97
+    assert torch.allclose((every - chosen).abs().min(0).values, torch.zeros(b), atol=1e-5)  # one of its own, unchanged
+    late = NoiseSelection(pick.score_fn, candidates=n, at_timestep=0)  # never below: chosen among the finished ones
+    assert (sample(eps_fn, (b, 1), sch, 20, cond={"y": 1}, x_T=x_T, selection=late) > 0).float().mean() > 0.97
+    with pytest.raises(ValueError, match="selection: x_T has 500 rows"):
+        sample(eps_fn, (b, 1), sch, 20, cond={"y": 1}, x_T=x_T[:b], selection=pick)
+    with pytest.raises(ValueError, match="selection: needs a one-step sampler"):
+        sample(eps_fn, (b, 1), make_scheduler("dpm++"), 20, cond={"y": 1}, x_T=x_T, selection=pick)

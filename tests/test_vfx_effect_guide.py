@@ -69,11 +69,24 @@ def test_pipeline_follows_the_guide_only_when_asked(tmp_path, monkeypatch):
     assert np.array_equal(clip(effect=""), plain)  # off: the effect's name is not needed
     with pytest.raises(ValueError, match="effect"):
         clip(effect="", effect_guidance=2.0)
+    from studio.diffusion import NoiseSelection
+
+    picks = []
+    monkeypatch.setattr(NoiseSelection, "pick", lambda self, x, t, c, b: picks.append((x.shape[0], int(t))) or
+                        torch.full((b,), 2 * b - 1))  # always the last candidate
+    assert clip(noise_candidates=3).shape == plain.shape and picks == [(3, 666)]  # 3 steps: t 999, 666, 333
+    assert clip(noise_candidates=3, noise_select_timestep=1).shape == plain.shape and picks[-1] == (3, 0)
+    with pytest.raises(ValueError, match="noise_candidates"):
+        clip(noise_candidates=0)
     task = VfxTask()
     task.validate({"image": "examples/vfx/scene.png", "adapters": ["a"], "autoguidance": 1.0, "effect_guidance": 2.0})
     with pytest.raises(InputError) as e:
         task.validate({"image": "examples/vfx/scene.png", "adapters": ["a"], "autoguidance": 1.0,
                        "effect_guidance": 2.0, "effect_guide": "nope"})
+    assert e.value.field == "effect_guide"
+    with pytest.raises(InputError) as e:
+        task.validate({"image": "examples/vfx/scene.png", "adapters": ["a"], "autoguidance": 1.0,
+                       "effect_guidance": 0.0, "noise_candidates": 2, "effect_guide": "nope"})
     assert e.value.field == "effect_guide"
     task.validate({"image": "examples/vfx/scene.png", "adapters": ["a"], "autoguidance": 1.0,
                    "effect_guidance": 0.0, "effect_guide": "nope"})  # unused: fine

@@ -6,7 +6,7 @@ split off by the caller), so this loop knows nothing about networks, text or ima
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -66,13 +66,13 @@ class ClassifierGuide:
 
     log_prob_fn: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
     alphas_cumprod: torch.Tensor
-    scale: float = 1.0
+    scale: Guidance = 1.0  # or a map broadcast against ε: where to push (0 = not there)
     min_timestep: float = 0.0
     min_alpha_bar: float = 1e-3
 
     def active(self, t: torch.Tensor) -> bool:
         t0 = t.reshape(-1)[0]
-        return (self.scale != 0.0 and float(t0) >= self.min_timestep
+        return (bool(torch.any(torch.as_tensor(self.scale) != 0.0)) and float(t0) >= self.min_timestep
                 and float(self.alphas_cumprod[t0.long().cpu()]) >= self.min_alpha_bar)
 
     def eps_shift(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
@@ -84,13 +84,49 @@ class ClassifierGuide:
         return -self.scale * (1 - ac).sqrt() * grad
 
 
+@dataclass(frozen=True)
+class NoiseSelection:
+    """Best-of-N starting noise, chosen part way: each sample starts from ``candidates`` noises, all candidates run the
+    steps with training timestep t ≥ ``at_timestep``, and before the first step below it ``score_fn(x_t, t, cond)``
+    (higher = better, one score per row) picks the candidate that goes on; the rest are dropped. A noisy-sample
+    classifier's log p(y | x_t) as the score keeps the start whose faint structure already reads as class y — a
+    selection among the model's own samples (cf. seed search, and noise selection in Qi et al. 2024, "Not all noises
+    are created equally"), where classifier guidance would push the sample. The caller's ``x_T`` holds the N·B
+    candidates, candidate-major (row k·B + b is candidate k of sample b)."""
+
+    score_fn: Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+    candidates: int = 4
+    at_timestep: float = 800.0
+
+    def pick(self, x_in: torch.Tensor, t: torch.Tensor, cond: Any, batch: int) -> torch.Tensor:
+        """Rows of the best candidate of each sample, (B,)."""
+        scores = self.score_fn(x_in, t.expand(x_in.shape[0]), cond).reshape(self.candidates, batch)
+        return scores.argmax(0) * batch + torch.arange(batch, device=scores.device)
+
+
+def repeat_batch(obj: Any, n: int, batch: int) -> Any:
+    """``obj`` (a conditioning, a guidance map, a classifier guide) for n copies of a batch of ``batch``: what is
+    per-sample (batch rows) is repeated candidate-major; scalars and broadcast maps stay as they are."""
+    if isinstance(obj, torch.Tensor):
+        return obj.repeat(n, *[1] * (obj.dim() - 1)) if obj.dim() and obj.shape[0] == batch else obj
+    if isinstance(obj, ClassifierGuide):
+        return replace(obj, scale=repeat_batch(obj.scale, n, batch))
+    if isinstance(obj, dict):
+        return {k: repeat_batch(v, n, batch) for k, v in obj.items()}
+    if isinstance(obj, list) and len(obj) == batch and all(isinstance(x, str) for x in obj):
+        return obj * n  # per-sample labels
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(repeat_batch(x, n, batch) for x in obj)
+    return obj  # a scalar, a string, None
+
+
 def _is_one(scale: Guidance) -> bool:
     return bool(torch.all(torch.as_tensor(scale) == 1.0))
 
 
 def guided_eps(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, cond: Any, uncond: Any,
                guidance: Guidance, guide: AutoGuide | None = None,
-               classifier: ClassifierGuide | None = None) -> torch.Tensor:
+               classifier: ClassifierGuide | None = None, selection: NoiseSelection | None = None) -> torch.Tensor:
     """ε_u + w (ε_c − ε_u), cond and uncond evaluated in one batch. ``guidance`` w may be a tensor that
     broadcasts against ε, to guide some frames or pixels more than others. ``w == 1`` everywhere or no
     ``uncond`` is the plain conditional model. A ``guide`` adds autoguidance on top, (w_g − 1)(ε_c − ε_guide),
@@ -129,7 +165,7 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
            uncond: Any = None, callback: StepCallback | None = None, device: str | torch.device = "cpu",
            x_T: torch.Tensor | None = None, guide: AutoGuide | None = None, init: torch.Tensor | None = None,
            denoise: float = 1.0, guidance_min_timestep: float = 0.0,
-           classifier: ClassifierGuide | None = None) -> torch.Tensor:
+           classifier: ClassifierGuide | None = None, selection: NoiseSelection | None = None) -> torch.Tensor:
     """Run ``steps`` denoising steps from Gaussian noise of ``shape``; returns x_0 (float32).
 
     ``callback(i, n, x0_preview)`` runs after every step — progress reports and cancellation live
@@ -139,6 +175,9 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
     al. 2024; elsewhere the plain conditional model, without the unguided pass).
     ``denoise`` < 1 with an ``init`` sample (SDEdit, Meng et al. 2022; diffusers' img2img ``strength``, ComfyUI's
     ``denoise``): ``init`` is noised to the level of the last ``denoise`` share of the steps and only those run.
+    ``selection`` (``NoiseSelection``): ``x_T`` holds N candidates per sample; the best one at its timestep goes on
+    (one-step samplers only: a multistep sampler's history would hold the dropped candidates). Until then the
+    callback's preview has all N·B rows.
     """
     if steps < 1:
         raise ValueError(f"steps: {steps} must be ≥ 1")
@@ -157,14 +196,30 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
         x = scheduler.add_noise(init.to(device, torch.float32), x_T.to(device, torch.float32), timesteps[:1])
     else:
         x = x_T.to(device, torch.float32) * scheduler.init_noise_sigma
-    n = len(timesteps)
+    n, batch = len(timesteps), shape[0]
+    per_sample = (cond, uncond, guidance, classifier)
+    if selection is not None:
+        if hasattr(scheduler, "model_outputs") or scheduler.order != 1:
+            raise ValueError("selection: needs a one-step sampler (ddim, euler); this one keeps a history of steps")
+        if skip:
+            raise ValueError("selection: starts from noise; not with an init sample (denoise < 1)")
+        if x.shape[0] != selection.candidates * batch:
+            raise ValueError(f"selection: x_T has {x.shape[0]} rows; {selection.candidates} candidates of "
+                             f"{batch} samples need {selection.candidates * batch}")
+        per_sample = tuple(repeat_batch(o, selection.candidates, batch) for o in per_sample)
     for i, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(x, t)
-        t_batch = t.expand(shape[0]).to(device)  # (B,)
-        w = guidance if float(t) >= guidance_min_timestep else 1.0
-        eps = guided_eps(model_fn, x_in, t_batch, cond, uncond, w, guide, classifier).float()
+        if selection is not None and x.shape[0] != batch and float(t) < selection.at_timestep:
+            rows = selection.pick(x_in, t.to(device), per_sample[0], batch)
+            x, x_in, per_sample = x[rows], x_in[rows], (cond, uncond, guidance, classifier)
+        c, u, g, cls = per_sample
+        t_batch = t.expand(x.shape[0]).to(device)  # (B,) — N·B while candidates run
+        w = g if float(t) >= guidance_min_timestep else 1.0
+        eps = guided_eps(model_fn, x_in, t_batch, c, u, w, guide, cls).float()
         out = scheduler.step(eps, t, x, generator=generator)
         if callback is not None:
             callback(i, n, _x0_preview(scheduler, out, x, eps, t))
         x = out.prev_sample
+    if x.shape[0] != batch:  # no step came below the selection's timestep: choose among the finished samples
+        x = x[selection.pick(x, torch.zeros((), dtype=torch.long, device=x.device), per_sample[0], batch)]
     return x

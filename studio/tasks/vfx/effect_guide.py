@@ -232,6 +232,10 @@ def card(folder: Path) -> str:
         "",
         "![loss](loss_curve.png)",
         "",
+        "What it buys when sampling (effect accuracy, timing, mask precision on validation clips): "
+        "`docs/benchmarks/vfx_effect_guidance.md` and `vfx_effect_guidance_scope.md`; on the eval's held-out clips: "
+        "`docs/benchmarks/vfx.md`.",
+        "",
         "Reproduce: `python scripts/train_vfx.py --effect-guide models/vfx-effect-guide --threads 2`.",
         "",
     ])

@@ -26,7 +26,9 @@ import torch
 from studio.tasks.vfx.data import Clip, ClipConfig, clip_for
 from studio.tasks.vfx.effects import EFFECT_NAMES
 from studio.tasks.vfx.task import (DEFAULT_AUTOGUIDANCE, DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE,
-                                   DEFAULT_EFFECT_GUIDANCE, DEFAULT_EFFECT_GUIDANCE_MIN_TIMESTEP, DEFAULT_EFFECT_GUIDE,
+                                   DEFAULT_EFFECT_GUIDANCE, DEFAULT_EFFECT_GUIDANCE_MIN_TIMESTEP,
+                                   DEFAULT_EFFECT_GUIDANCE_SCOPE, DEFAULT_EFFECT_GUIDE, DEFAULT_NOISE_CANDIDATES,
+                                   DEFAULT_NOISE_SELECT_TIMESTEP,
                                    DEFAULT_GUIDANCE_MIN_TIMESTEP, DEFAULT_GUIDANCE_SCOPE, DEFAULT_GUIDE_ADAPTER)
 
 HELD_OUT_SEED = 9_000
@@ -55,6 +57,9 @@ class Variant:
     guidance_min_timestep: float = 0.0  # prompt guidance only at training timesteps ≥ this (0 = every step)
     effect_guidance: float = 0.0  # classifier guidance by the noise-aware effect classifier (0 = off)
     effect_guidance_min_timestep: float = 0.0  # effect guidance only at training timesteps ≥ this
+    effect_guidance_scope: str = "clip"  # where effect guidance pushes (pipeline.guidance_window)
+    noise_candidates: int = 1  # starting noises per clip; the effect guide keeps the best at noise_select_timestep
+    noise_select_timestep: float = 800.0
 
     @property
     def guide_adapters(self) -> tuple[tuple[str, float], ...]:
@@ -73,15 +78,21 @@ def guidance_words(variant: Variant | None) -> str:
                      + (f" at t ≥ {variant.guidance_min_timestep:g}" if variant.guidance_min_timestep else ""))
     if variant is not None and variant.effect_guidance:
         parts.append(f"effect guidance {variant.effect_guidance:g}"
+                     + (f" on the {variant.effect_guidance_scope}" if variant.effect_guidance_scope != "clip" else "")
                      + (f" at t ≥ {variant.effect_guidance_min_timestep:g}" if variant.effect_guidance_min_timestep
                         else ""))
+    if variant is not None and variant.noise_candidates > 1:
+        parts.append(f"best of {variant.noise_candidates} starting noises by the effect guide at "
+                     f"t < {variant.noise_select_timestep:g}")
     return " + ".join(parts) or "no guidance"
 
 
 DEFAULT_SAMPLING = dict(guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE,
                         guidance_min_timestep=DEFAULT_GUIDANCE_MIN_TIMESTEP, autoguidance=DEFAULT_AUTOGUIDANCE,
                         autoguidance_min_timestep=DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, effect_guidance=DEFAULT_EFFECT_GUIDANCE,
-                        effect_guidance_min_timestep=DEFAULT_EFFECT_GUIDANCE_MIN_TIMESTEP)  # the CLI's sampling
+                        effect_guidance_min_timestep=DEFAULT_EFFECT_GUIDANCE_MIN_TIMESTEP,
+                        effect_guidance_scope=DEFAULT_EFFECT_GUIDANCE_SCOPE, noise_candidates=DEFAULT_NOISE_CANDIDATES,
+                        noise_select_timestep=DEFAULT_NOISE_SELECT_TIMESTEP)  # the CLI's sampling
 MAIN = Variant("mixed LoRA + mask branch + timestamp tokens + frame hold (shipped; "
                f"{guidance_words(Variant('', (), **DEFAULT_SAMPLING))}, as the CLI)", ("vfx-mixed",),
                **DEFAULT_SAMPLING)
@@ -96,17 +107,23 @@ ABLATION = [
     Variant("small base: no mask branch", ("vfx-abl-nomask",), base=SMALL),
     Variant("shipped adapter's recipe without the frame hold (vfx-mixed-nohold: the default before the hold)",
             ("vfx-mixed-nohold",)),
-    *([Variant("shipped adapter without guidance or autoguidance", ("vfx-mixed",))]
-      if (DEFAULT_GUIDANCE, DEFAULT_AUTOGUIDANCE) != (1.0, 1.0) else []),
+    *([Variant("shipped adapter without any guidance", ("vfx-mixed",))]
+      if (DEFAULT_GUIDANCE, DEFAULT_AUTOGUIDANCE, DEFAULT_EFFECT_GUIDANCE) != (1.0, 1.0, 0.0) else []),
     Variant("the same recipe at 4000 steps (vfx-mixed-4000: the default before the longer runs)", ("vfx-mixed-4000",)),
     Variant("shipped adapter, mask not given (plug-and-play)", ("vfx-mixed",), use_mask=False, **DEFAULT_SAMPLING),
     Variant("shipped adapter, guidance 2 on the whole clip, no autoguidance", ("vfx-mixed",), guidance=2.0),
     Variant("shipped adapter, guidance 2 inside the mask, no autoguidance", ("vfx-mixed",), guidance=2.0,
             guidance_scope="mask"),
-    Variant("shipped adapter, autoguidance 2.5 at t ≥ 500 alone (the default before prompt guidance at the noisiest "
-            "steps)", ("vfx-mixed",), autoguidance=2.5, autoguidance_min_timestep=500),
-    Variant("shipped adapter, guidance 3 inside the mask at t ≥ 800 alone (no autoguidance)", ("vfx-mixed",),
-            guidance=3.0, guidance_scope="mask", guidance_min_timestep=800),
+    Variant("shipped adapter, autoguidance 2.5 at t ≥ 500 alone (the default without effect guidance; the default "
+            "before prompt guidance at the noisiest steps)", ("vfx-mixed",), autoguidance=2.5,
+            autoguidance_min_timestep=500),
+    Variant("shipped adapter without noise selection: autoguidance 2.5 at t ≥ 500 + effect guidance 2 on the effect "
+            "at t ≥ 500 (the default before noise selection)", ("vfx-mixed",), autoguidance=2.5,
+            autoguidance_min_timestep=500, effect_guidance=2.0, effect_guidance_min_timestep=500,
+            effect_guidance_scope="effect"),
+    Variant("shipped adapter, autoguidance 2.5 at t ≥ 500 + guidance 3 inside the mask at t ≥ 800 (the default "
+            "before effect guidance)", ("vfx-mixed",), autoguidance=2.5, autoguidance_min_timestep=500, guidance=3.0,
+            guidance_scope="mask", guidance_min_timestep=800),
     Variant("shipped adapter, starting noise shared across frames (ρ 0.99)", ("vfx-mixed",), frame_noise=0.99,
             **DEFAULT_SAMPLING),
     Variant("base model only (no adapter)", (), use_mask=False, use_time=False),
@@ -138,7 +155,7 @@ def available(variant: Variant) -> bool:
 
     if not (model_path(variant.base) / "config.json").is_file():
         return False
-    if variant.effect_guidance and not (model_path(DEFAULT_EFFECT_GUIDE) / "effect_guide.safetensors").is_file():
+    if (variant.effect_guidance or variant.noise_candidates > 1) and not (model_path(DEFAULT_EFFECT_GUIDE) / "effect_guide.safetensors").is_file():
         return False
     try:
         for a in variant.adapters + tuple(g for g, _ in variant.guide_adapters):
@@ -167,7 +184,10 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
                                   autoguidance_min_timestep=variant.autoguidance_min_timestep,
                                   guidance_min_timestep=variant.guidance_min_timestep,
                                   effect_guidance=variant.effect_guidance,
-                                  effect_guidance_min_timestep=variant.effect_guidance_min_timestep))
+                                  effect_guidance_min_timestep=variant.effect_guidance_min_timestep,
+                                  effect_guidance_scope=variant.effect_guidance_scope,
+                                  noise_candidates=variant.noise_candidates,
+                                  noise_select_timestep=variant.noise_select_timestep))
     return out
 
 

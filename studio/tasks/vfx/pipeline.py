@@ -87,6 +87,11 @@ def guidance_map(guidance: float, scope: str, cond: dict[str, Any], T: int, fps:
         raise ValueError(f"guidance_scope: {scope!r} is not one of {', '.join(GUIDANCE_SCOPES)}")
     if scope == "clip" or guidance == 1.0:
         return guidance
+    return 1.0 + (guidance - 1.0) * guidance_window(scope, cond, T, fps)
+
+
+def guidance_window(scope: str, cond: dict[str, Any], T: int, fps: float) -> torch.Tensor:
+    """1 where guidance of ``scope`` applies, 0 elsewhere: (B, 1, T, 1 or H, 1 or W) (see ``guidance_map``)."""
     ref = cond["ref"]
     window = torch.ones(ref.shape[0], 1, T, 1, 1, device=ref.device)  # (B, 1, T, 1, 1)
     if scope in ("interval", "effect") and "start_s" in cond:
@@ -95,7 +100,7 @@ def guidance_map(guidance: float, scope: str, cond: dict[str, Any], T: int, fps:
         window = ((f >= start) & (f <= end)).float()[:, None, :, None, None]
     if scope in ("mask", "effect") and "mask" in cond:
         window = window * cond["mask"]  # (B, 1, T, H, W)
-    return 1.0 + (guidance - 1.0) * window
+    return window
 
 
 @dataclass
@@ -156,7 +161,9 @@ class VfxPipeline:
                  autoguidance: float = 1.0,
                  autoguidance_min_timestep: float = 0.0, init: np.ndarray | None = None,
                  denoise: float = 1.0, guidance_min_timestep: float = 0.0, effect_guidance: float = 0.0,
-                 effect_guidance_min_timestep: float = 0.0, effect_guide: str = "vfx-effect-guide") -> np.ndarray:
+                 effect_guidance_min_timestep: float = 0.0, effect_guide: str = "vfx-effect-guide",
+                 effect_guidance_scope: str = "clip", noise_candidates: int = 1,
+                 noise_select_timestep: float = 800.0) -> np.ndarray:
         """Clips for a batch of requests → (B, T, H, W, 3) uint8.
 
         ``guidance`` > 1 is classifier-free guidance on the prompt: the unguided branch is the same
@@ -178,13 +185,20 @@ class VfxPipeline:
         ``effect_guidance`` s > 0 is classifier guidance towards each request's ``effect`` by the noise-aware effect
         classifier ``effect_guide`` (``studio.tasks.vfx.effect_guide``; ``studio.diffusion.ClassifierGuide``), only at
         training timesteps t ≥ ``effect_guidance_min_timestep``: one classifier forward and backward per such step.
+        ``effect_guidance_scope`` limits its push like ``guidance_scope`` (``guidance_window``).
+
+        ``noise_candidates`` N > 1 starts each request from N noises, runs all of them through the steps with training
+        timestep t ≥ ``noise_select_timestep``, and keeps the one the effect guide reads as the requested effect most
+        surely (``studio.diffusion.NoiseSelection``): those steps cost N times as much.
 
         ``init`` clips (B, T, H, W, 3) uint8 with ``denoise`` < 1 are noised to that share of the steps and
         denoised from there (SDEdit; ``studio.diffusion.sample``): a clip to redo rather than to make from noise.
         """
-        from studio.diffusion import AutoGuide, ClassifierGuide, mixed_noise, sample, scheduler_from_spec
+        from studio.diffusion import AutoGuide, ClassifierGuide, NoiseSelection, mixed_noise, sample, scheduler_from_spec
         from studio.tasks.vfx.effect_guide import effect_log_prob_fn
 
+        if noise_candidates < 1:
+            raise ValueError(f"noise_candidates: {noise_candidates} must be ≥ 1")
         if autoguidance != 1.0 and self.guide is None:
             raise ValueError("autoguidance: needs a guide model (load the pipeline with guide=… adapters)")
         T = frames or self.frames
@@ -197,15 +211,20 @@ class VfxPipeline:
                                   enabled=self.dtype == torch.bfloat16)
         with autocast:
             rho = self.model.noise_correlation if frame_noise is None else frame_noise
-            x_T = mixed_noise(shape, rho, dim=2, generator=generator)
+            x_T = mixed_noise((noise_candidates * shape[0], *shape[1:]), rho, dim=2, generator=generator)
             w = guidance_map(guidance, guidance_scope, cond, T, self.fps)
             guide = (AutoGuide(eps_model_fn(self.guide, scheduler), autoguidance, autoguidance_min_timestep)
                      if autoguidance != 1.0 else None)
+            s = (effect_guidance if effect_guidance_scope == "clip" or not effect_guidance
+                 else effect_guidance * guidance_window(effect_guidance_scope, cond, T, self.fps))
             classifier = (ClassifierGuide(effect_log_prob_fn(self.effect_guide(effect_guide)), scheduler.alphas_cumprod,
-                                          effect_guidance, effect_guidance_min_timestep) if effect_guidance else None)
+                                          s, effect_guidance_min_timestep) if effect_guidance else None)
+            selection = (NoiseSelection(torch.no_grad()(effect_log_prob_fn(self.effect_guide(effect_guide))),
+                                        noise_candidates, noise_select_timestep) if noise_candidates > 1 else None)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T,
                        guide=guide, denoise=denoise, guidance_min_timestep=guidance_min_timestep, classifier=classifier,
+                       selection=selection,
                        init=None if init is None else encode(to_unit(torch.from_numpy(init).to(self.device)),
                                                              cond["ref"]))
         # 3. back to pixels: the reference plus the generated change

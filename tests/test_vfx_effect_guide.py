@@ -89,4 +89,4 @@ def test_pipeline_follows_the_guide_only_when_asked(tmp_path, monkeypatch):
                        "effect_guidance": 0.0, "noise_candidates": 2, "effect_guide": "nope"})
     assert e.value.field == "effect_guide"
     task.validate({"image": "examples/vfx/scene.png", "adapters": ["a"], "autoguidance": 1.0,
-                   "effect_guidance": 0.0, "effect_guide": "nope"})  # unused: fine
+                   "effect_guidance": 0.0, "noise_candidates": 1, "effect_guide": "nope"})  # unused: fine

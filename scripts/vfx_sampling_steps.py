@@ -119,11 +119,13 @@ def render(rows: list[dict], best: dict[str, dict], n: int, seconds: float, comm
              "model (`--guidance-scope`). *Autoguidance w*: over the whole clip the sampler steps away from a weaker "
              f"model given the same request, ε + (w − 1)(ε − ε_guide) (Karras et al. 2024; guide: {guides}, "
              "`--autoguidance`, `--guide-adapter`). *Effect guidance s*: classifier guidance towards the requested "
-             "effect, ε − s·√(1−ᾱ)·∇ log p(effect | z_t), by the noise-aware effect classifier `models/vfx-effect-guide` "
+             "effect, ε − s·√(1−ᾱ)·∇ log p(effect | z_t), by the noise-aware effect classifier "
+             "`models/vfx-effect-guide` "
              "(Dhariwal & Nichol 2021; trained on the adapters' training clips, not the eval's classifier; "
              "`--effect-guidance`). *Best of N noises at t < τ*: each clip starts from N noises, all run the steps "
              "with t ≥ τ, and the one the same effect guide reads as the requested effect most surely goes on "
-             "(`--noise-candidates`, `--noise-select-timestep`). *start / end bias*: signed frames between the detected and the true "
+             "(`--noise-candidates`, `--noise-select-timestep`). *start / end bias*: signed frames between the detected "
+             "and the true "
              "start / end (+ = late); *s*: seconds to generate the clips here.", "",
              "| adapter | setting | T-IoU | E_f (% clip) | start / end bias | mask precision | effect acc. | s |",
              "|---|---|---|---|---|---|---|---|"]

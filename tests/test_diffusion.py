@@ -335,5 +335,7 @@ def test_noise_selection_keeps_the_candidate_the_score_prefers_and_runs_it_uncha
     assert (sample(eps_fn, (b, 1), sch, 20, cond={"y": 1}, x_T=x_T, selection=late) > 0).float().mean() > 0.97
     with pytest.raises(ValueError, match="selection: x_T has 500 rows"):
         sample(eps_fn, (b, 1), sch, 20, cond={"y": 1}, x_T=x_T[:b], selection=pick)
-    with pytest.raises(ValueError, match="selection: needs a one-step sampler"):
-        sample(eps_fn, (b, 1), make_scheduler("dpm++"), 20, cond={"y": 1}, x_T=x_T, selection=pick)
+    dpm = make_scheduler("dpm++")  # a multistep sampler: its history keeps the chosen rows too
+    every = sample(eps_fn, (n * b, 1), dpm, 20, cond={"y": 1}, x_T=x_T).reshape(n, b)
+    chosen = sample(eps_fn, (b, 1), dpm, 20, cond={"y": 1}, x_T=x_T, selection=pick)[:, 0]
+    assert torch.allclose((every - chosen).abs().min(0).values, torch.zeros(b), atol=1e-5)

@@ -120,13 +120,20 @@ def repeat_batch(obj: Any, n: int, batch: int) -> Any:
     return obj  # a scalar, a string, None
 
 
+def keep_rows(scheduler: Any, rows: torch.Tensor) -> None:
+    """After a selection, the rows a multistep scheduler's history keeps (DPM-Solver++'s ``model_outputs``)."""
+    history = getattr(scheduler, "model_outputs", None)
+    if history is not None:
+        scheduler.model_outputs = [m[rows] if isinstance(m, torch.Tensor) else m for m in history]
+
+
 def _is_one(scale: Guidance) -> bool:
     return bool(torch.all(torch.as_tensor(scale) == 1.0))
 
 
 def guided_eps(model_fn: ModelFn, x: torch.Tensor, t: torch.Tensor, cond: Any, uncond: Any,
                guidance: Guidance, guide: AutoGuide | None = None,
-               classifier: ClassifierGuide | None = None, selection: NoiseSelection | None = None) -> torch.Tensor:
+               classifier: ClassifierGuide | None = None) -> torch.Tensor:
     """ε_u + w (ε_c − ε_u), cond and uncond evaluated in one batch. ``guidance`` w may be a tensor that
     broadcasts against ε, to guide some frames or pixels more than others. ``w == 1`` everywhere or no
     ``uncond`` is the plain conditional model. A ``guide`` adds autoguidance on top, (w_g − 1)(ε_c − ε_guide),
@@ -176,8 +183,8 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
     ``denoise`` < 1 with an ``init`` sample (SDEdit, Meng et al. 2022; diffusers' img2img ``strength``, ComfyUI's
     ``denoise``): ``init`` is noised to the level of the last ``denoise`` share of the steps and only those run.
     ``selection`` (``NoiseSelection``): ``x_T`` holds N candidates per sample; the best one at its timestep goes on
-    (one-step samplers only: a multistep sampler's history would hold the dropped candidates). Until then the
-    callback's preview has all N·B rows.
+    (a multistep sampler's history of model outputs keeps the same rows). Until then the callback's preview has all
+    N·B rows.
     """
     if steps < 1:
         raise ValueError(f"steps: {steps} must be ≥ 1")
@@ -199,8 +206,8 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
     n, batch = len(timesteps), shape[0]
     per_sample = (cond, uncond, guidance, classifier)
     if selection is not None:
-        if hasattr(scheduler, "model_outputs") or scheduler.order != 1:
-            raise ValueError("selection: needs a one-step sampler (ddim, euler); this one keeps a history of steps")
+        if scheduler.order != 1:
+            raise ValueError("selection: needs a sampler of order 1 (ddim, euler, ddpm, dpm++)")
         if skip:
             raise ValueError("selection: starts from noise; not with an init sample (denoise < 1)")
         if x.shape[0] != selection.candidates * batch:
@@ -212,6 +219,7 @@ def sample(model_fn: ModelFn, shape: tuple[int, ...], scheduler, steps: int,
         if selection is not None and x.shape[0] != batch and float(t) < selection.at_timestep:
             rows = selection.pick(x_in, t.to(device), per_sample[0], batch)
             x, x_in, per_sample = x[rows], x_in[rows], (cond, uncond, guidance, classifier)
+            keep_rows(scheduler, rows)
         c, u, g, cls = per_sample
         t_batch = t.expand(x.shape[0]).to(device)  # (B,) — N·B while candidates run
         w = g if float(t) >= guidance_min_timestep else 1.0

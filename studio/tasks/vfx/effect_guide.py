@@ -210,11 +210,13 @@ def card(folder: Path) -> str:
         "# vfx-effect-guide",
         "",
         "A noise-aware effect classifier p(effect | z_t, t, reference, mask) for classifier guidance of the vfx "
-        "sampler (`--effect-guidance`; Dhariwal & Nichol 2021). Code: `studio/tasks/vfx/effect_guide.py`.",
+        "sampler (`--effect-guidance`; Dhariwal & Nichol 2021) and for choosing among starting noises "
+        "(`--noise-candidates`). Code: `studio/tasks/vfx/effect_guide.py`.",
         "",
         f"- data: Open-VFX-mini, procedural clips 0–{rec['train_clips'] - 1} of seed {rec['train_seed']} (the "
-        f"adapters train on the first 3000 of the same seed), all {len(cfg['classes'])} effects; noised as the diffusion model's input (VP cosine "
-        f"schedule, frame-correlated noise ρ = {cfg['frame_noise_correlation']}), timesteps uniform in 0–999; "
+        f"adapters train on the first 3000 of the same seed), all {len(cfg['classes'])} effects; noised as the "
+        f"diffusion model's input (VP cosine schedule, frame-correlated noise ρ = "
+        f"{cfg['frame_noise_correlation']}), timesteps uniform in 0–999; "
         f"the mask replaced by the whole frame for {cfg['mask_dropout']:.0%} of inputs",
         f"- model: 4 FiLM'd 3D conv blocks, width {cfg['width']}, "
         f"{sum(p.numel() for p in load_effect_guide(folder).parameters()):,} parameters",

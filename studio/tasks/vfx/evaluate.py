@@ -62,6 +62,10 @@ class Variant:
     noise_select_timestep: float = 800.0
 
     @property
+    def uses_effect_guide(self) -> bool:
+        return bool(self.effect_guidance) or self.noise_candidates > 1
+
+    @property
     def guide_adapters(self) -> tuple[tuple[str, float], ...]:
         return ((self.guide, 1.0),) if self.autoguidance != 1.0 else ()
 
@@ -89,7 +93,8 @@ def guidance_words(variant: Variant | None) -> str:
 
 DEFAULT_SAMPLING = dict(guidance=DEFAULT_GUIDANCE, guidance_scope=DEFAULT_GUIDANCE_SCOPE,
                         guidance_min_timestep=DEFAULT_GUIDANCE_MIN_TIMESTEP, autoguidance=DEFAULT_AUTOGUIDANCE,
-                        autoguidance_min_timestep=DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP, effect_guidance=DEFAULT_EFFECT_GUIDANCE,
+                        autoguidance_min_timestep=DEFAULT_AUTOGUIDANCE_MIN_TIMESTEP,
+                        effect_guidance=DEFAULT_EFFECT_GUIDANCE,
                         effect_guidance_min_timestep=DEFAULT_EFFECT_GUIDANCE_MIN_TIMESTEP,
                         effect_guidance_scope=DEFAULT_EFFECT_GUIDANCE_SCOPE, noise_candidates=DEFAULT_NOISE_CANDIDATES,
                         noise_select_timestep=DEFAULT_NOISE_SELECT_TIMESTEP)  # the CLI's sampling
@@ -155,7 +160,7 @@ def available(variant: Variant) -> bool:
 
     if not (model_path(variant.base) / "config.json").is_file():
         return False
-    if (variant.effect_guidance or variant.noise_candidates > 1) and not (model_path(DEFAULT_EFFECT_GUIDE) / "effect_guide.safetensors").is_file():
+    if variant.uses_effect_guide and not (model_path(DEFAULT_EFFECT_GUIDE) / "effect_guide.safetensors").is_file():
         return False
     try:
         for a in variant.adapters + tuple(g for g, _ in variant.guide_adapters):

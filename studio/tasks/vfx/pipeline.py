@@ -194,7 +194,8 @@ class VfxPipeline:
         ``init`` clips (B, T, H, W, 3) uint8 with ``denoise`` < 1 are noised to that share of the steps and
         denoised from there (SDEdit; ``studio.diffusion.sample``): a clip to redo rather than to make from noise.
         """
-        from studio.diffusion import AutoGuide, ClassifierGuide, NoiseSelection, mixed_noise, sample, scheduler_from_spec
+        from studio.diffusion import (AutoGuide, ClassifierGuide, NoiseSelection, mixed_noise, sample,
+                                      scheduler_from_spec)
         from studio.tasks.vfx.effect_guide import effect_log_prob_fn
 
         if noise_candidates < 1:

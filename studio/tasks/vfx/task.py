@@ -24,7 +24,8 @@ MODEL_SIZE = 32
 VIEW_SCALE = 8
 # What `studio generate vfx`, the API and the web tab sample with unless told, and the eval's main row: chosen on
 # validation clips by the rule fixed in scripts/vfx_sampling_steps.py (docs/benchmarks/vfx_sampling_steps.md).
-# Autoguidance and effect guidance on the noisier half of the steps; prompt guidance off. Prompt guidance inside the
+# Autoguidance and effect guidance on the noisier half of the steps, from the best of 4 starting noises; prompt guidance
+# off. Prompt guidance inside the
 # mask at the noisiest steps (t ≥ 800, the settings below) named effects 0.830 vs 0.739 on the first validation clips
 # (docs/benchmarks/vfx_guidance_interval.md), but on fresh clips (seed 9003) it took T-IoU 0.021 below the unguided
 # sampler's, past the rule's 0.02 (docs/benchmarks/vfx_effect_guidance_scope.md).
@@ -82,8 +83,8 @@ class VfxInputs(TaskInputs):
         DEFAULT_GUIDANCE_SCOPE, description="Where guidance applies: the whole clip, inside the mask, the frames from "
         "start to end, or those frames inside the mask (the effect); elsewhere the plain model "
         "(docs/benchmarks/vfx_sampling_steps.md).")
-    guidance_min_timestep: int = min_timestep_field(DEFAULT_GUIDANCE_MIN_TIMESTEP, "Prompt guidance",
-                                                    "where the effect is decided (docs/benchmarks/vfx_effect_decision.md)")
+    guidance_min_timestep: int = min_timestep_field(
+        DEFAULT_GUIDANCE_MIN_TIMESTEP, "Prompt guidance", "where the effect is decided (docs/benchmarks/vfx_effect_decision.md)")
     autoguidance: float = Field(DEFAULT_AUTOGUIDANCE, ge=1.0, le=10.0,
                                 description="Autoguidance scale: steer away from the guide adapter's prediction for "
                                 "the same request (1 = off, else one more model pass per step).")
@@ -106,7 +107,7 @@ class VfxInputs(TaskInputs):
                                        description="Where the starting noise is chosen: before the first step with "
                                        "training timestep below this (of 1000).")
     effect_guide: str = Field(DEFAULT_EFFECT_GUIDE, description="The noise-aware effect classifier under models/ "
-                              "that effect guidance follows.")
+                              "that effect guidance follows and noise selection reads.")
     sampler: Literal["ddim", "dpm++"] = Field("ddim", description="Sampler.")
     frame_noise: float | None = Field(None, ge=0.0, lt=1.0,
                                       description="Correlation of the starting noise across frames (unset = the ρ "
@@ -174,7 +175,8 @@ class VfxTask(Task):
             except (AdapterNotFound, FileNotFoundError):
                 raise InputError("guide_adapter", f"unknown adapter {inputs.guide_adapter!r} "
                                  "(or set autoguidance 1 to sample without a guide)") from None
-        if (inputs.effect_guidance or inputs.noise_candidates > 1) and not (model_path(inputs.effect_guide) / "effect_guide.safetensors").is_file():
+        uses_guide = inputs.effect_guidance or inputs.noise_candidates > 1
+        if uses_guide and not (model_path(inputs.effect_guide) / "effect_guide.safetensors").is_file():
             raise InputError("effect_guide", f"no effect guide {inputs.effect_guide!r} under models/ "
                              "(or set effect_guidance 0 and noise_candidates 1 to sample without one)")
 

@@ -7,6 +7,7 @@ choice, the effect guide's p(requested effect) for it, the candidate kept, and t
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,14 @@ def run(effects: tuple[str, ...], seed: int) -> dict:
     seen: dict = {}
     pick = NoiseSelection.pick
 
-    def recording_pick(self, x_in, t, cond, batch):  # the scores the choice was made on
-        seen["scores"] = self.score_fn(x_in, t.expand(x_in.shape[0]), cond).reshape(self.candidates, batch).exp()
+    def recording_pick(self, x_in, t, cond, batch):  # keeps the scores the choice is made on
+        def scored(x, tt, c):
+            logp = self.score_fn(x, tt, c)
+            seen["scores"] = logp.reshape(self.candidates, batch).exp()
+            return logp
+
         seen["t"] = int(t)
-        return pick(self, x_in, t, cond, batch)
+        return pick(replace(self, score_fn=scored), x_in, t, cond, batch)
 
     def keep_previews(i, n, x0):
         seen.setdefault("previews", []).append(x0.float())
@@ -40,13 +45,7 @@ def run(effects: tuple[str, ...], seed: int) -> dict:
     try:
         reqs = [Request(c.reference, c.prompt, c.mask[0], c.start_s, c.end_s, c.effect) for c in clips]
         out = pipe.generate(reqs, steps=10, generator=torch.Generator().manual_seed(seed), callback=keep_previews,
-                            guidance=main.guidance, guidance_scope=main.guidance_scope,
-                            guidance_min_timestep=main.guidance_min_timestep, autoguidance=main.autoguidance,
-                            autoguidance_min_timestep=main.autoguidance_min_timestep,
-                            effect_guidance=main.effect_guidance,
-                            effect_guidance_min_timestep=main.effect_guidance_min_timestep,
-                            effect_guidance_scope=main.effect_guidance_scope, noise_candidates=main.noise_candidates,
-                            noise_select_timestep=main.noise_select_timestep)
+                            **main.sampling())
     finally:
         NoiseSelection.pick = pick
     # the last preview with every candidate in it: the prediction the choice was made from

@@ -82,23 +82,30 @@ class EffectGuide(nn.Module):
         return self.head(x.mean(dim=(2, 3, 4)))  # (B, classes)
 
 
-def noisy_inputs(clips: list, t: torch.Tensor, rho: float, generator: torch.Generator,
-                 mask_dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Clips → (z_t, reference, mask video) noised at timesteps t exactly as the diffusion model's input."""
-    from studio.diffusion import mixed_noise
-    from studio.tasks.vfx.objective import NOISE, alphas_cumprod, encode, ref_mask_video, to_unit
+def noisy_inputs(clips: list, t: torch.Tensor, rho: float, generator: torch.Generator, scheduler: Any,
+                 mask_dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clips → (z_t, reference, mask video) noised at timesteps t exactly as the diffusion model's input
+    (``scheduler``: the vfx schedule's ᾱ, ``training_scheduler()``)."""
+    from studio.diffusion import add_noise, mixed_noise
+    from studio.tasks.vfx.objective import encode, ref_mask_video, to_unit
 
     video = to_unit(torch.stack([torch.from_numpy(c.frames) for c in clips]))  # (B, 3, T, H, W)
     ref = video[:, :, 0]
     z0 = encode(video, ref)
     noise = mixed_noise(z0.shape, rho, dim=2, generator=generator)
-    ac = alphas_cumprod()[t.long()].view(-1, 1, 1, 1, 1)
-    zt = ac.sqrt() * z0 + (1 - ac).sqrt() * noise
+    zt = add_noise(scheduler, z0, noise, t)
     mask = ref_mask_video(torch.stack([torch.from_numpy(c.mask[0]) for c in clips]), z0.shape[2])
     keep = torch.rand(len(clips), generator=generator) >= mask_dropout
     mask = torch.where(keep[:, None, None, None, None], mask, torch.ones_like(mask))
-    assert NOISE.num_train_timesteps == len(alphas_cumprod())
     return zt, ref, mask
+
+
+def training_scheduler() -> Any:
+    """The vfx diffusion schedule (DDPM over ``NOISE``), whose ᾱ noises the guide's inputs."""
+    from studio.diffusion import scheduler_from_spec
+    from studio.tasks.vfx.objective import NOISE
+
+    return scheduler_from_spec("ddpm", NOISE)
 
 
 def labels_of(clips: list, classes: tuple[str, ...]) -> torch.Tensor:
@@ -121,11 +128,12 @@ def train_effect_guide(out: Path, clips: int = 4400, steps: int = 2400, batch: i
     g = torch.Generator().manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
     metrics = (out / "metrics.jsonl").open("w")
+    scheduler = training_scheduler()
     t0 = time.time()
     for step in range(steps):
         idx = torch.randint(0, len(train), (batch,), generator=g)
         t = torch.randint(0, 1000, (batch,), generator=g)
-        zt, ref, mask = noisy_inputs([train[i] for i in idx], t, config.frame_noise_correlation, g,
+        zt, ref, mask = noisy_inputs([train[i] for i in idx], t, config.frame_noise_correlation, g, scheduler,
                                      config.mask_dropout)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = nn.functional.cross_entropy(model(zt, t, ref, mask).float(), labels[idx])
@@ -155,6 +163,7 @@ def band_accuracy(model: EffectGuide, clips: list, per_band: int = 2) -> dict[st
     """Accuracy per noise band: each clip noised at ``per_band`` random timesteps of each band (fixed draws)."""
     g = torch.Generator().manual_seed(0)
     labels = labels_of(clips, model.config.classes)
+    scheduler = training_scheduler()
     acc = {}
     for lo, hi in T_BUCKETS:
         right = 0
@@ -162,7 +171,7 @@ def band_accuracy(model: EffectGuide, clips: list, per_band: int = 2) -> dict[st
             for i in range(0, len(clips), 64):
                 part = clips[i : i + 64]
                 t = torch.randint(lo, hi, (len(part),), generator=g)
-                zt, ref, mask = noisy_inputs(part, t, model.config.frame_noise_correlation, g)
+                zt, ref, mask = noisy_inputs(part, t, model.config.frame_noise_correlation, g, scheduler)
                 right += int((model(zt, t, ref, mask).argmax(1) == labels[i : i + 64]).sum())
         acc[f"{lo}-{hi - 1}"] = round(right / (per_band * len(clips)), 4)
     return acc

@@ -61,6 +61,15 @@ class Variant:
     noise_candidates: int = 1  # starting noises per clip; the effect guide keeps the best at noise_select_timestep
     noise_select_timestep: float = 800.0
 
+    def sampling(self) -> dict[str, Any]:
+        """The variant's keyword arguments for ``VfxPipeline.generate``: how it guides and picks its noise."""
+        return dict(guidance=self.guidance, guidance_scope=self.guidance_scope, frame_noise=self.frame_noise,
+                    autoguidance=self.autoguidance, autoguidance_min_timestep=self.autoguidance_min_timestep,
+                    guidance_min_timestep=self.guidance_min_timestep, effect_guidance=self.effect_guidance,
+                    effect_guidance_min_timestep=self.effect_guidance_min_timestep,
+                    effect_guidance_scope=self.effect_guidance_scope, noise_candidates=self.noise_candidates,
+                    noise_select_timestep=self.noise_select_timestep)
+
     @property
     def uses_effect_guide(self) -> bool:
         return bool(self.effect_guidance) or self.noise_candidates > 1
@@ -183,16 +192,7 @@ def generate(variant: Variant, clips: list[Clip], steps: int, batch: int = 16, s
         reqs = [Request(c.reference, c.prompt, c.mask[0] if variant.use_mask else None,
                         c.start_s if variant.use_time else None, c.end_s if variant.use_time else None, c.effect)
                 for c in clips[i : i + batch]]
-        out += list(pipe.generate(reqs, steps=steps, generator=g, guidance=variant.guidance,
-                                  guidance_scope=variant.guidance_scope, frame_noise=variant.frame_noise,
-                                  autoguidance=variant.autoguidance,
-                                  autoguidance_min_timestep=variant.autoguidance_min_timestep,
-                                  guidance_min_timestep=variant.guidance_min_timestep,
-                                  effect_guidance=variant.effect_guidance,
-                                  effect_guidance_min_timestep=variant.effect_guidance_min_timestep,
-                                  effect_guidance_scope=variant.effect_guidance_scope,
-                                  noise_candidates=variant.noise_candidates,
-                                  noise_select_timestep=variant.noise_select_timestep))
+        out += list(pipe.generate(reqs, steps=steps, generator=g, **variant.sampling()))
     return out
 
 

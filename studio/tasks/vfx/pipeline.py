@@ -218,10 +218,12 @@ class VfxPipeline:
                      if autoguidance != 1.0 else None)
             s = (effect_guidance if effect_guidance_scope == "clip" or not effect_guidance
                  else effect_guidance * guidance_window(effect_guidance_scope, cond, T, self.fps))
-            classifier = (ClassifierGuide(effect_log_prob_fn(self.effect_guide(effect_guide)), scheduler.alphas_cumprod,
-                                          s, effect_guidance_min_timestep) if effect_guidance else None)
-            selection = (NoiseSelection(torch.no_grad()(effect_log_prob_fn(self.effect_guide(effect_guide))),
-                                        noise_candidates, noise_select_timestep) if noise_candidates > 1 else None)
+            reads = (effect_log_prob_fn(self.effect_guide(effect_guide))  # log p(requested effect | z_t)
+                     if effect_guidance or noise_candidates > 1 else None)
+            classifier = (ClassifierGuide(reads, scheduler.alphas_cumprod, s, effect_guidance_min_timestep)
+                          if effect_guidance else None)
+            selection = (NoiseSelection(torch.no_grad()(reads), noise_candidates, noise_select_timestep)
+                         if noise_candidates > 1 else None)
             z = sample(eps_model_fn(self.model, scheduler), shape, scheduler, steps, generator=generator,
                        guidance=w, cond=cond, uncond=uncond, callback=callback, device=self.device, x_T=x_T,
                        guide=guide, denoise=denoise, guidance_min_timestep=guidance_min_timestep, classifier=classifier,
